@@ -1,0 +1,11 @@
+"""lwnas: hardware-aware neural architecture search for lightweight image classifiers, on PaddlePaddle."""
+from .blocks import BLOCKS, reparameterize
+from .build import Network, build
+from .configs import config_names, get_config
+from .cost import Cost, count, count_built
+from .errors import LwnasError, SpecError
+from .spec import ArchSpec, BlockSpec, StageSpec, load_spec
+
+__all__ = ["ArchSpec", "BlockSpec", "StageSpec", "BLOCKS", "Cost", "LwnasError", "Network", "SpecError",
+           "build", "config_names", "count", "count_built", "get_config", "load_spec", "reparameterize"]
+__version__ = "0.1.0"

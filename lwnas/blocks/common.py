@@ -1,0 +1,145 @@
+"""Layers and helpers shared by several block families, plus the generic stem and head blocks."""
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from .registry import ACTIVATIONS, Param, register
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round to the nearest multiple of `divisor`, never more than 10% down (TF MobileNet rule)."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
+
+
+def activation(name: str) -> nn.Layer:
+    layers = {"none": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish,
+              "gelu": nn.GELU, "hsigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid}
+    return layers[name]()
+
+
+def padding(kernel: int) -> int:
+    """'Same' padding for odd kernels; even kernels (patch embeddings) are not padded."""
+    return kernel // 2 if kernel % 2 else 0
+
+
+def conv_bn(c_in, c_out, kernel=1, stride=1, groups=1, act="none", bias=False, bn=True) -> nn.Sequential:
+    kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    layers = [nn.Conv2D(c_in, c_out, (kh, kw), stride, (padding(kh), padding(kw)), groups=groups,
+                        bias_attr=None if bias else False)]
+    if bn:
+        layers.append(nn.BatchNorm2D(c_out))
+    if act != "none":
+        layers.append(activation(act))
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcite(nn.Layer):
+    """Global pool -> FC(reduce) -> ReLU -> FC(expand) -> gate, scaling the input channels."""
+
+    def __init__(self, channels: int, squeeze: int, gate: str = "hsigmoid"):
+        super().__init__()
+        self.reduce = nn.Conv2D(channels, squeeze, 1)
+        self.expand = nn.Conv2D(squeeze, channels, 1)
+        self.gate = activation(gate)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.expand(F.relu(self.reduce(s))))
+
+
+def squeeze_excite_cost(tally, channels: int, squeeze: int):
+    tally.linear(channels, squeeze)
+    tally.linear(squeeze, channels)
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth: drops the whole residual branch per sample while training."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x):
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = paddle.bernoulli(paddle.full([x.shape[0], 1, 1, 1], keep, dtype=x.dtype))
+        return x * mask / keep
+
+
+# ---- generic stem and head blocks -----------------------------------------------------------
+
+CONV_PARAMS = {
+    "out": Param(int, minimum=1),
+    "kernel": Param(int, 3, minimum=1),
+    "stride": Param(int, 1, minimum=1),
+    "groups": Param(int, 1, minimum=1),
+    "act": Param(str, "relu", choices=ACTIVATIONS),
+    "bn": Param(bool, True),
+}
+
+
+def _conv_cost(t, a):
+    t.conv(a["out"], a["kernel"], a["stride"], a["groups"], bias=not a["bn"], bn=a["bn"])
+
+
+def _conv_check(c_in, a):
+    if c_in % a["groups"] or a["out"] % a["groups"]:
+        return f"channels {c_in}->{a['out']} are not divisible by groups={a['groups']}"
+    return None
+
+
+@register("conv_bn_act", CONV_PARAMS, cost=_conv_cost, check=_conv_check)
+def conv_bn_act(c_in, a):
+    """Convolution, batch norm (or a bias when bn is false), activation: stems, patch embeddings, 1x1 heads."""
+    return conv_bn(c_in, a["out"], a["kernel"], a["stride"], a["groups"], a["act"], bias=not a["bn"], bn=a["bn"])
+
+
+@register("maxpool", {"kernel": Param(int, 3, minimum=1), "stride": Param(int, 2, minimum=1)},
+          cost=lambda t, a: t.pool(a["kernel"], a["stride"], a["kernel"] // 2))
+def maxpool(c_in, a):
+    """Max pooling with 'same' padding (the ShuffleNet stem)."""
+    return nn.MaxPool2D(a["kernel"], a["stride"], a["kernel"] // 2)
+
+
+CLASSIFIER_PARAMS = {
+    "hidden": Param(int, 0),
+    "hidden_bias": Param(bool, True),
+    "act": Param(str, "hswish", choices=ACTIVATIONS),
+    "dropout": Param(float, 0.0),
+    "bias": Param(bool, True),
+}
+
+
+def _classifier_cost(t, a):
+    width = t.c
+    if a["hidden"]:
+        t.linear(width, a["hidden"], bias=a["hidden_bias"])
+        width = a["hidden"]
+    t.linear(width, a["num_classes"], bias=a["bias"])
+    t.c, t.h, t.w = a["num_classes"], 1, 1
+
+
+class Classifier(nn.Layer):
+    def __init__(self, c_in, num_classes, hidden, hidden_bias, act, dropout, bias):
+        super().__init__()
+        layers = []
+        if hidden:
+            layers += [nn.Linear(c_in, hidden, bias_attr=None if hidden_bias else False), activation(act)]
+            c_in = hidden
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(c_in, num_classes, bias_attr=None if bias else False))
+        self.fc = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.fc(paddle.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+@register("classifier", CLASSIFIER_PARAMS, cost=_classifier_cost, head=True)
+def classifier(c_in, a):
+    """Global average pool, optional hidden FC + activation, dropout, final FC."""
+    return Classifier(c_in, a["num_classes"], a["hidden"], a["hidden_bias"], a["act"], a["dropout"], a["bias"])
