@@ -1,5 +1,10 @@
 """lwnas: hardware-aware neural architecture search for lightweight image classifiers, on PaddlePaddle."""
-from .blocks import BLOCKS, reparameterize
+import warnings
+
+# Paddle prints a ccache hint (relevant only when compiling custom ops) on every import.
+warnings.filterwarnings("ignore", message="No ccache found")
+
+from .blocks import BLOCKS, reparameterize  # noqa: E402
 from .build import Network, build
 from .configs import config_names, get_config
 from .cost import Cost, count, count_built

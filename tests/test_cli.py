@@ -1,0 +1,70 @@
+"""The command line, run as a user runs it: a real subprocess, exit codes, one-line errors."""
+import json
+import subprocess
+import sys
+
+import lwnas
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lwnas.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_configs_json_lists_every_config_with_costs():
+    result = run("configs", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == set(lwnas.config_names())
+    assert len(rows) == 32
+    assert rows["mobileone_s0"]["madds"] == lwnas.count("mobileone_s0").macs
+    assert rows["micronet_m1"]["published_top1"] == 51.4
+
+
+def test_configs_table():
+    result = run("configs")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0].split() == ["name", "family", "resolution", "madds", "params",
+                                                     "published_top1"]
+
+
+def test_count_file_and_resolution(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(lwnas.get_config("shufflenet_v2_x0_5").to_yaml())
+    result = run("count", str(path), "--resolution", "160", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["madds"] == lwnas.count("shufflenet_v2_x0_5", 160).macs and data["resolution"] == 160
+
+
+def test_show_prints_spec_and_per_layer_breakdown():
+    result = run("show", "micronet_m0")
+    assert result.returncode == 0
+    assert "micro_block" in result.stdout and "stages[3].blocks[2]" in result.stdout
+    data = json.loads(run("show", "micronet_m0", "--json").stdout)
+    assert sum(layer["madds"] for layer in data["layers"]) == lwnas.count("micronet_m0").macs
+
+
+def _assert_user_error(result, *fragments):
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_unknown_config(tmp_path):
+    _assert_user_error(run("count", "mobileone_s9"), "unknown config 'mobileone_s9'", "did you mean")
+
+
+def test_bad_spec_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nresolution: 32\nstem: []\nstages: [{blocks: [{type: nope}]}]\nhead: {type: classifier}\n")
+    _assert_user_error(run("show", str(path)), "bad.yaml: stages[0].blocks[0].type", "unknown block type")
+    path.write_text("name: [unclosed\n")
+    _assert_user_error(run("count", str(path)), "malformed YAML")
+    _assert_user_error(run("count", str(tmp_path / "missing.yaml")), "cannot read spec file")
+
+
+def test_bad_resolution():
+    result = run("count", "micronet_m0", "--resolution", "-3")
+    assert result.returncode == 2 and "positive integer" in result.stderr
