@@ -52,9 +52,6 @@ class Tally:
         """A fully-connected layer on a pooled vector; does not change the tracked map."""
         self._add(c_in * out, c_in * out + (out if bias else 0) + (2 * out if bn else 0))
 
-    def bn(self):
-        self._add(0, 2 * self.c)
-
     def pool(self, kernel: int, stride: int, padding: int):
         self.h = (self.h + 2 * padding - kernel) // stride + 1
         self.w = (self.w + 2 * padding - kernel) // stride + 1

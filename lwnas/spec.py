@@ -30,9 +30,6 @@ class BlockSpec:
     def kwargs(self) -> dict[str, Any]:
         return dict(self.args)
 
-    def get(self, key: str) -> Any:
-        return dict(self.args)[key]
-
     @classmethod
     def from_dict(cls, data: Any, path: str) -> "BlockSpec":
         if not isinstance(data, dict):

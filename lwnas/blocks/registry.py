@@ -1,7 +1,7 @@
 """Block registry: each block family registers its types here; the builder and counter look them up."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 REQUIRED = object()
@@ -35,7 +35,6 @@ class BlockType:
     cost: Callable
     check: Callable | None = None
     head: bool = False
-    doc: str = field(default="", compare=False)
 
 
 BLOCKS: dict[str, BlockType] = {}
@@ -48,8 +47,7 @@ def register(name: str, params: Mapping[str, Param], *, cost: Callable, check: C
     def wrap(layer_factory):
         if name in BLOCKS:
             raise ValueError(f"block type {name!r} registered twice")
-        BLOCKS[name] = BlockType(name, dict(params), layer_factory, cost, check, head,
-                                 (layer_factory.__doc__ or "").strip().splitlines()[0] if layer_factory.__doc__ else "")
+        BLOCKS[name] = BlockType(name, dict(params), layer_factory, cost, check, head)
         return layer_factory
 
     return wrap
