@@ -27,7 +27,8 @@ def cmd_configs(args):
 
     rows = []
     for name in config_names():
-        spec, cost = get_config(name), count(name)
+        spec = get_config(name)
+        cost = count(spec)
         pub = PUBLISHED.get(name)
         rows.append({"name": name, "family": spec.family, "resolution": spec.resolution, "madds": cost.macs,
                      "params": cost.params, "train_params": cost.train_params,
