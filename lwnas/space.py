@@ -1,0 +1,499 @@
+"""Search spaces: which networks a search may build, read from `search_spaces/*.yaml`.
+
+A space is a list of stem slots, a list of stage slots and a head. Each slot allows a depth range,
+a stride for its first block and a set of block choices; every block choice lists the values each
+parameter may take. Blocks inside a slot choose their parameters independently, so a slot holds
+e.g. MobileNetV3's stage with widths 80 and 112, or MicroNet's with 64, 96 and 576.
+
+Two entry points: `contains(spec)` (is a named config a point of this space?) and `sample(trial)`
+(Optuna define-by-run). Sampling repairs blocks whose channels do not fit (for example group counts
+that do not divide the width) by moving one or two parameters to the nearest allowed value that
+fits, and under a budget it can shrink widths and depths step by step until the network fits.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .blocks import BLOCKS
+from .blocks.registry import REQUIRED
+from .cost import Tally
+from .errors import LwnasError, SpecError
+from .spec import ArchSpec, BlockSpec, StageSpec, _coerce
+
+# parameters whose smaller choices give a cheaper block: the budget shrinker lowers them
+SHRINKABLE = ("out", "expand", "hidden", "mlp_ratio")
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    """One block type allowed in a slot, with the values each of its parameters may take."""
+
+    type: str
+    domains: tuple[tuple[str, tuple], ...]  # parameter -> allowed values, in the order given
+
+    @property
+    def free(self) -> list[tuple[str, tuple]]:
+        return [(name, values) for name, values in self.domains if len(values) > 1]
+
+    def allows(self, block: BlockSpec, stride: int | None) -> str | None:
+        """None when `block` is one of this choice's points (with the slot's stride rule), else why not."""
+        if block.type != self.type:
+            return f"type {block.type} is not allowed (allowed here: {self.type})"
+        domains = dict(self.domains)
+        for name, value in block.args:
+            if name == "stride" and stride is not None:
+                if value != stride:
+                    return f"stride {value} where the slot puts stride {stride}"
+            elif value not in domains.get(name, (BLOCKS[self.type].params[name].default,)):
+                allowed = domains.get(name, (BLOCKS[self.type].params[name].default,))
+                return f"{self.type}.{name}={_show(value)} is not among {', '.join(map(_show, allowed))}"
+        return None
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    depths: tuple[int, ...]
+    strides: tuple[int, ...]
+    choices: tuple[BlockChoice, ...]
+
+
+@dataclass
+class Draft:
+    """What Optuna chose for one trial: per slot a depth, a stride index and per block (choice, indices)."""
+
+    slots: list[list]  # [depth, stride_index, [(choice, {param: index}), ...]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    spec: ArchSpec | None
+    macs: int
+    repaired: int  # blocks whose parameters were moved to fit their channels
+    shrink_steps: int
+    reason: str = ""  # why spec is None
+
+
+class SearchSpace:
+    def __init__(self, name: str, resolution: int, in_channels: int, stem: tuple[Slot, ...],
+                 stages: tuple[Slot, ...], head: tuple[BlockChoice, ...], description: str = "",
+                 source: str = ""):
+        self.name, self.resolution, self.in_channels = name, resolution, in_channels
+        self.stem, self.stages, self.head = stem, stages, head
+        self.description, self.source = description, source
+
+    # ---- membership ---------------------------------------------------------------------
+    def contains(self, spec: ArchSpec) -> bool:
+        return self.why_not(spec) is None
+
+    def why_not(self, spec: ArchSpec) -> str | None:
+        """None if `spec` is a point of this space, else the first reason it is not."""
+        if spec.resolution != self.resolution:
+            return f"resolution {spec.resolution}, the space's is {self.resolution}"
+        if spec.in_channels != self.in_channels:
+            return f"{spec.in_channels} input channels, the space's are {self.in_channels}"
+        problem = _match_slots(self.stem, list(spec.stem), "stem")
+        if problem:
+            return problem
+        problem = _match_slots(self.stages, [b for s in spec.stages for b in s.blocks], "stages")
+        if problem:
+            return problem
+        reasons = [c.allows(spec.head, None) for c in self.head]
+        return None if None in reasons else f"head: {'; '.join(reasons)}"
+
+    # ---- sampling -----------------------------------------------------------------------
+    def suggest(self, trial) -> Draft:
+        """Ask an Optuna trial for every choice (define-by-run); numbers are asked as ordered indices."""
+        slots = []
+        for part, slot in [("stem", s) for s in self.stem] + [("stage", s) for s in self.stages]:
+            key = slot.name
+            depth = _suggest_value(trial, f"{key}.depth", slot.depths)
+            stride = _suggest_index(trial, f"{key}.stride", slot.strides)
+            blocks = []
+            for k in range(depth):
+                choice = self._choose(trial, f"{key}.{k}", slot.choices)
+                blocks.append((choice, {name: _suggest_index(trial, f"{key}.{k}.{choice.type}.{name}", values)
+                                        for name, values in choice.domains}))
+            slots.append([depth, stride, blocks])
+        choice = self._choose(trial, "head", self.head)
+        head = (choice, {name: _suggest_index(trial, f"head.{choice.type}.{name}", values)
+                         for name, values in choice.domains})
+        slots.append([1, 0, [head]])
+        return Draft(slots)
+
+    @staticmethod
+    def _choose(trial, key: str, choices: tuple[BlockChoice, ...]) -> BlockChoice:
+        if len(choices) == 1:
+            return choices[0]
+        name = trial.suggest_categorical(f"{key}.type", [c.type for c in choices])
+        return next(c for c in choices if c.type == name)
+
+    def sample(self, trial, budget: int | None = None, shrink: bool = True, num_classes: int = 1000,
+               name: str = "sampled") -> Sample:
+        """A network from the trial's choices; with a budget, shrink it (if allowed) until it fits."""
+        draft = self.suggest(trial)
+        result = self.materialize(draft, num_classes, name)
+        steps = 0
+        while shrink and budget is not None and result.spec is not None and result.macs > budget:
+            if not _shrink(draft, self):
+                break
+            steps += 1
+            result = self.materialize(draft, num_classes, name)
+        return Sample(result.spec, result.macs, result.repaired, steps, result.reason)
+
+    def materialize(self, draft: Draft, num_classes: int = 1000, name: str = "sampled") -> Sample:
+        """Turn a draft into a spec, repairing blocks whose channels do not fit; counts MAdds on the way."""
+        tally = Tally(self.in_channels, self.resolution, self.resolution)
+        slots = list(self.stem) + list(self.stages)
+        built: list[list[BlockSpec]] = []
+        repaired = 0
+        for slot, (depth, stride_index, blocks) in zip(slots + [None], draft.slots):
+            row = []
+            for k, (choice, indices) in enumerate(blocks):
+                is_head = slot is None
+                stride = slot.strides[stride_index] if not is_head and k == 0 else 1
+                block, moved = _fit_block(choice, indices, stride, tally.c, num_classes if is_head else None)
+                if block is None:
+                    where = "head" if is_head else f"{slot.name}[{k}]"
+                    return Sample(None, 0, repaired, 0, f"{where}: no allowed {choice.type} fits "
+                                                        f"{tally.c} input channels")
+                repaired += moved
+                args = block.kwargs
+                if is_head:
+                    args["num_classes"] = num_classes
+                BLOCKS[block.type].cost(tally, args)
+                if tally.h < 1 or tally.w < 1:
+                    return Sample(None, 0, repaired, 0, f"feature map vanishes at {slot.name}")
+                row.append(block)
+            built.append(row)
+        n_stem = len(self.stem)
+        spec = ArchSpec(name=name, family=f"space:{self.name}", resolution=self.resolution,
+                        num_classes=num_classes, in_channels=self.in_channels,
+                        stem=tuple(b for row in built[:n_stem] for b in row),
+                        stages=tuple(StageSpec(slot.name, tuple(row))
+                                     for slot, row in zip(self.stages, built[n_stem:-1]) if row),
+                        head=built[-1][0])
+        return Sample(spec, tally.macs, repaired, 0)
+
+    def smallest(self, num_classes: int = 1000) -> Sample:
+        """A cheap network of the space: least depths, first value of every list, and per slot the block
+        type that costs least (one greedy pass). Budgets below it cannot be met by sampling."""
+        slots = list(self.stem) + list(self.stages) + [Slot("head", (1,), (1,), self.head)]
+        picks = [0] * len(slots)
+
+        def build(picks):
+            rows = []
+            for slot, pick in zip(slots, picks):
+                choice = slot.choices[pick]
+                depth = min(slot.depths)
+                rows.append([depth, 0, [(choice, {n: 0 for n, _ in choice.domains}) for _ in range(depth)]])
+            return self.materialize(Draft(rows), num_classes, "smallest")
+
+        best = build(picks)
+        for i, slot in enumerate(slots):
+            for pick in range(1, len(slot.choices)):
+                trial = build(picks[:i] + [pick] + picks[i + 1:])
+                if trial.spec is not None and (best.spec is None or trial.macs < best.macs):
+                    best, picks = trial, picks[:i] + [pick] + picks[i + 1:]
+        if best.spec is None:
+            raise LwnasError(f"{self.source or self.name}: the space holds no buildable network ({best.reason})")
+        return best
+
+
+# ---- helpers ------------------------------------------------------------------------------
+def _show(value) -> str:
+    return str(list(value)) if isinstance(value, tuple) else str(value)
+
+
+def _suggest_value(trial, key: str, values: tuple):
+    if len(values) == 1:
+        return values[0]
+    return trial.suggest_int(key, values[0], values[-1]) if _is_range(values) else \
+        trial.suggest_categorical(key, list(values))
+
+
+def _is_range(values: tuple) -> bool:
+    return all(isinstance(v, int) for v in values) and list(values) == list(range(values[0], values[-1] + 1))
+
+
+def _suggest_index(trial, key: str, values: tuple) -> int:
+    """Numbers and tuples are ordered, so TPE models their index; strings and booleans are categories."""
+    if len(values) == 1:
+        return 0
+    if all(isinstance(v, (str, bool)) for v in values):
+        return values.index(trial.suggest_categorical(key, list(values)))
+    return trial.suggest_int(key, 0, len(values) - 1)
+
+
+def _block(choice: BlockChoice, indices: dict[str, int], stride: int) -> BlockSpec:
+    domains = dict(choice.domains)
+    args = []
+    for name, param in sorted(BLOCKS[choice.type].params.items()):
+        if name == "stride":
+            args.append((name, stride))
+        elif name in domains:
+            args.append((name, domains[name][indices[name]]))
+        else:
+            args.append((name, param.default))
+    return BlockSpec(choice.type, tuple(args))
+
+
+def _fit_block(choice: BlockChoice, indices: dict[str, int], stride: int, c_in: int, num_classes: int | None):
+    """The drafted block, or the nearest one (one or two parameters moved) whose channels fit; (block, moved)."""
+    check = BLOCKS[choice.type].check
+
+    def fits(candidate: dict[str, int]) -> BlockSpec | None:
+        block = _block(choice, candidate, stride)
+        if check is None:
+            return block
+        args = block.kwargs
+        if num_classes is not None:
+            args["num_classes"] = num_classes
+        return None if check(c_in, args) else block
+
+    block = fits(indices)
+    if block is not None:
+        return block, 0
+    free = choice.free
+    moves = [[(name, i) for i in sorted(range(len(values)), key=lambda i: (abs(i - indices[name]), i))
+              if i != indices[name]] for name, values in free]
+    for (name, i) in sorted((m for row in moves for m in row), key=lambda m: abs(m[1] - indices[m[0]])):
+        block = fits({**indices, name: i})
+        if block is not None:
+            return block, 1
+    pairs = []
+    for a, b in itertools.combinations(range(len(free)), 2):
+        for ma, mb in itertools.product(moves[a], moves[b]):
+            pairs.append((abs(ma[1] - indices[ma[0]]) + abs(mb[1] - indices[mb[0]]), ma, mb))
+    for _, (na, ia), (nb, ib) in sorted(pairs, key=lambda p: p[0]):
+        block = fits({**indices, na: ia, nb: ib})
+        if block is not None:
+            return block, 1
+    return None, 0
+
+
+def _shrink(draft: Draft, space: SearchSpace) -> bool:
+    """One step toward a cheaper network: every width-like choice one step down; once widths are at their
+    smallest, one block fewer (last slot first); then smaller kernels. False when nothing is left to shrink."""
+    if _lower(draft, SHRINKABLE):
+        return True
+    slots = list(space.stem) + list(space.stages)
+    for slot, row in reversed(list(zip(slots, draft.slots))):
+        if row[0] > min(slot.depths):
+            row[0] -= 1
+            row[2].pop()
+            return True
+    return _lower(draft, ("kernel",))
+
+
+def _lower(draft: Draft, names: tuple[str, ...]) -> bool:
+    moved = False
+    for _, _, blocks in draft.slots:
+        for _, indices in blocks:
+            for name in names:
+                if indices.get(name, 0) > 0:
+                    indices[name] -= 1
+                    moved = True
+    return moved
+
+
+def _match_slots(slots: tuple[Slot, ...], blocks: list[BlockSpec], part: str) -> str | None:
+    """Can consecutive runs of `blocks` be assigned to `slots` in order? None if so, else the furthest failure."""
+    reachable = {0}
+    furthest = (-1, "")
+    for slot in slots:
+        nxt = set()
+        for start in sorted(reachable):
+            for depth in slot.depths:
+                end = start + depth
+                if end > len(blocks):
+                    continue
+                problem = _run_problem(slot, blocks[start:end])
+                if problem is None:
+                    nxt.add(end)
+                else:
+                    at, why = problem
+                    if start + at > furthest[0]:
+                        furthest = (start + at, f"{part} block {start + at} ({blocks[start + at].type}) "
+                                                f"in slot {slot.name}: {why}")
+        reachable = nxt
+        if not reachable:
+            break
+    if len(blocks) in reachable:
+        return None
+    if furthest[0] >= 0:
+        return furthest[1]
+    return f"{part}: {len(blocks)} blocks do not fit the slots' depths"
+
+
+def _run_problem(slot: Slot, run: list[BlockSpec]) -> tuple[int, str] | None:
+    for k, block in enumerate(run):
+        stride = None
+        if "stride" in BLOCKS[block.type].params:
+            stride = dict(block.args)["stride"]
+            allowed = slot.strides if k == 0 else (1,)
+            if stride not in allowed:
+                return k, f"stride {stride}, the slot allows {', '.join(map(str, allowed))} here"
+        reasons = [c.allows(block, stride) for c in slot.choices]
+        if None in reasons:
+            continue
+        return k, "; ".join(reasons)
+    return None
+
+
+# ---- loading ------------------------------------------------------------------------------
+SPACE_KEYS = ("name", "description", "resolution", "in_channels", "stem", "stages", "head")
+SLOT_KEYS = ("name", "depth", "stride", "blocks")
+
+
+def spaces_dir() -> Path:
+    """search_spaces/ beside the package; LWNAS_SPACES overrides it."""
+    return Path(os.environ.get("LWNAS_SPACES", Path(__file__).resolve().parent.parent / "search_spaces"))
+
+
+def space_names() -> list[str]:
+    return sorted(p.stem for p in spaces_dir().glob("*.yaml"))
+
+
+def get_space(name_or_path: str | Path) -> SearchSpace:
+    """A space by name (`micro`) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if not str(name_or_path).endswith((".yaml", ".yml")):
+        path = spaces_dir() / f"{name_or_path}.yaml"
+        if not path.is_file():
+            import difflib
+
+            close = difflib.get_close_matches(str(name_or_path), space_names(), n=3, cutoff=0.4)
+            hint = f"did you mean {', '.join(close)}?" if close else f"known spaces: {', '.join(space_names())}"
+            raise LwnasError(f"unknown search space {str(name_or_path)!r}; {hint}")
+    if not path.is_file():
+        raise LwnasError(f"search space file not found: {path}")
+    return _load_space(str(path), path.stat().st_mtime)
+
+
+@lru_cache(maxsize=None)
+def _load_space(path: str, mtime: float) -> SearchSpace:
+    text = Path(path).read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError(path, f"malformed YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    try:
+        return space_from_dict(data, path)
+    except SpecError as err:
+        raise SpecError(f"{path}: {err.path}", str(err)[len(err.path) + 2:]) from None
+
+
+def space_from_dict(data: Any, source: str = "") -> SearchSpace:
+    if not isinstance(data, dict):
+        raise SpecError("", "a search space must be a mapping")
+    for key in data:
+        if key not in SPACE_KEYS:
+            raise SpecError(str(key), f"unknown key; expected one of: {', '.join(SPACE_KEYS)}")
+    for key in ("name", "resolution", "stages", "head"):
+        if key not in data:
+            raise SpecError(key, "missing")
+    from .blocks.registry import Param
+
+    name = _coerce(data["name"], Param(str), "name")
+    resolution = _coerce(data["resolution"], Param(int, minimum=8), "resolution")
+    in_channels = _coerce(data.get("in_channels", 3), Param(int, minimum=1), "in_channels")
+    stem = tuple(_slot(s, f"stem[{i}]") for i, s in enumerate(_list(data.get("stem", []), "stem")))
+    stages = tuple(_slot(s, f"stages[{i}]") for i, s in enumerate(_list(data["stages"], "stages")))
+    names = [s.name for s in stem + stages]
+    if len(set(names)) != len(names):
+        raise SpecError("stages", f"slot names must be unique, got {names}")
+    head = tuple(_choice(c, f"head[{i}]", head=True) for i, c in enumerate(_list(data["head"], "head")))
+    return SearchSpace(name, resolution, in_channels, stem, stages, head, str(data.get("description", "")), source)
+
+
+def _list(value, path):
+    if not isinstance(value, list) or not value and path != "stem":
+        raise SpecError(path, "must be a non-empty list")
+    return value
+
+
+def _slot(data: Any, path: str) -> Slot:
+    if not isinstance(data, dict):
+        raise SpecError(path, "a slot must be a mapping with name, depth, stride and blocks")
+    for key in data:
+        if key not in SLOT_KEYS:
+            raise SpecError(f"{path}.{key}", f"unknown key; expected one of: {', '.join(SLOT_KEYS)}")
+    if "name" not in data or "blocks" not in data:
+        raise SpecError(path, "a slot needs a name and blocks")
+    depth = data.get("depth", 1)
+    if isinstance(depth, int) and not isinstance(depth, bool):
+        depths = (depth,)
+    elif isinstance(depth, list) and len(depth) == 2 and all(isinstance(d, int) for d in depth) \
+            and 0 <= depth[0] <= depth[1]:
+        depths = tuple(range(depth[0], depth[1] + 1))
+    else:
+        raise SpecError(f"{path}.depth", f"must be an integer or [min, max], got {depth!r}")
+    if min(depths) < 0:
+        raise SpecError(f"{path}.depth", "must not be negative")
+    stride = data.get("stride", 1)
+    strides = tuple(stride) if isinstance(stride, list) else (stride,)
+    if not strides or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in strides):
+        raise SpecError(f"{path}.stride", f"must be a positive integer or a list of them, got {stride!r}")
+    choices = tuple(_choice(c, f"{path}.blocks[{i}]") for i, c in enumerate(_list(data["blocks"], f"{path}.blocks")))
+    for i, choice in enumerate(choices):
+        allowed = getattr(BLOCKS[choice.type].params.get("stride"), "choices", None)
+        if allowed and set(strides) - set(allowed):
+            raise SpecError(f"{path}.stride", f"{choice.type} takes stride {', '.join(map(str, allowed))}, "
+                                              f"the slot asks for {', '.join(map(str, strides))}")
+    return Slot(str(data["name"]), depths, strides, choices)
+
+
+def _choice(data: Any, path: str, head: bool = False) -> BlockChoice:
+    if not isinstance(data, dict) or "type" not in data:
+        raise SpecError(path, "a block choice must be a mapping with a 'type'")
+    data = dict(data)
+    block_type = data.pop("type")
+    if block_type not in BLOCKS:
+        raise SpecError(f"{path}.type", f"unknown block type {block_type!r}; known: {', '.join(sorted(BLOCKS))}")
+    if BLOCKS[block_type].head != head:
+        raise SpecError(f"{path}.type", f"{block_type!r} {'is not' if head else 'is'} a head block")
+    schema = BLOCKS[block_type].params
+    domains = []
+    for key, value in data.items():
+        if key not in schema:
+            raise SpecError(f"{path}.{key}", f"unknown parameter of {block_type}; expected one of: "
+                                             f"{', '.join(sorted(schema))}")
+        if key == "stride":
+            raise SpecError(f"{path}.stride", "set the stride on the slot, not on its blocks")
+        domains.append((key, _domain(value, schema[key], f"{path}.{key}")))
+    for key, param in schema.items():
+        if param.default is REQUIRED and key not in data and key != "stride":
+            raise SpecError(f"{path}.{key}", f"{block_type} needs a value or a list of choices for {key}")
+    return BlockChoice(block_type, tuple(domains))
+
+
+def _domain(value: Any, param, path: str) -> tuple:
+    """A list of choices, a {low, high, step} integer range, or one fixed value."""
+    if isinstance(value, dict):
+        if set(value) - {"low", "high", "step"} or not {"low", "high"} <= set(value):
+            raise SpecError(path, "a range must be {low, high} or {low, high, step}")
+        low, high, step = value["low"], value["high"], value.get("step", 1)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, step)) or step < 1 \
+                or low > high:
+            raise SpecError(path, f"a range needs integers low <= high and step >= 1, got {value!r}")
+        values = list(range(low, high + 1, step))
+    elif isinstance(value, list) and (not isinstance(param.kind, tuple) or value and isinstance(value[0], list)):
+        values = value
+    else:
+        values = [value]
+    if not values:
+        raise SpecError(path, "needs at least one value")
+    out = tuple(_coerce(v, param, f"{path}[{i}]") for i, v in enumerate(values))
+    if len(set(out)) != len(out):
+        raise SpecError(path, "lists a value twice")
+    return out
