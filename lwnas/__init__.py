@@ -3,6 +3,8 @@ import warnings
 
 # Paddle prints a ccache hint (relevant only when compiling custom ops) on every import.
 warnings.filterwarnings("ignore", message="No ccache found")
+# Paddle notes on every BatchNorm in training mode that running statistics are tracked; that is the intent.
+warnings.filterwarnings("ignore", message="When training, we now always track global mean")
 
 from .blocks import BLOCKS, reparameterize  # noqa: E402
 from .build import Network, build

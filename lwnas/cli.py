@@ -77,6 +77,72 @@ def cmd_show(args):
     print(f"total: {_human(sum(r.macs for r in rows))} MAdds, {_human(sum(r.params for r in rows))} params")
 
 
+def _proxy_settings(args):
+    from .train import TrainConfig
+
+    data = {}
+    if args.proxy_config:
+        from .spec import read_yaml_mapping
+
+        data = read_yaml_mapping(args.proxy_config).get("proxy", {})
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.proxy_resolution,
+                 "train_subset": args.train_subset, "val_subset": args.val_subset, "lr": args.lr,
+                 "workers": args.workers, "seed": args.seed}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(data, args.proxy_config or "proxy settings")
+
+
+def cmd_search(args):
+    from .budget import parse_count
+    from .search import Search, SearchSettings
+    from .train import set_device
+
+    settings = SearchSettings(space=args.space, budget=parse_count(args.flops_budget, "--flops-budget"),
+                              trials=args.trials, data=args.data, objective=args.objective, sampler=args.sampler,
+                              seed=args.seed, device=args.device, study=args.study, storage=args.storage,
+                              runs_dir=args.runs_dir, shrink=not args.no_shrink, latency_runs=args.latency_runs,
+                              skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args))
+    search = Search(settings)
+    set_device(args.device)
+    search.run()
+    print(f"see the results with: lwnas runs show {search.name}" +
+          (f" --storage '{args.storage}'" if args.storage else ""))
+
+
+def cmd_runs(args):
+    from .results import list_studies, show_study
+
+    if args.study:
+        show_study(args.study, args.storage, args.runs_dir, as_json=args.json, top=args.top)
+    else:
+        list_studies(args.storage, args.runs_dir, as_json=args.json)
+
+
+def cmd_latency(args):
+    from .build import build
+    from .configs import resolve
+    from .latency import deployable, measure
+    from .train import set_device
+
+    spec = resolve(args.arch)
+    set_device(args.device)
+    model = deployable(build(spec))
+    res = args.resolution or spec.resolution
+    runs = [measure(model, res, args.batch_size, args.warmup, args.runs, spec.in_channels)
+            for _ in range(args.repeat)]
+    if args.json:
+        print(json.dumps({"name": spec.name, "arch_hash": spec.arch_hash, "measurements": [r.to_dict() for r in runs]},
+                         indent=2))
+        return
+    for i, r in enumerate(runs, 1):
+        print(f"{spec.name} @ {res}px batch {r.batch_size} on {r.device}: median {r.median_ms:.3f} ms, "
+              f"IQR {r.iqr_ms:.3f} ms ({100 * r.spread:.1f}% of median), {r.runs} runs" +
+              (f" [repeat {i}]" if args.repeat > 1 else ""))
+    if len(runs) > 1:
+        medians = [r.median_ms for r in runs]
+        print(f"spread of medians across repeats: {100 * (max(medians) - min(medians)) / min(medians):.1f}%")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -87,8 +153,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line and exit code 2, like every other input error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lwnas", description="Hardware-aware NAS for lightweight classifiers.")
+    parser = _Parser(prog="lwnas", description="Hardware-aware NAS for lightweight classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("configs", help="list the named paper configs with their computed cost")
@@ -102,11 +175,63 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--resolution", type=_positive_int, help="input resolution (default: the spec's)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("search", help="search a space for the best networks under a MAdds budget")
+    p.add_argument("--flops-budget", required=True, help="MAdds budget at the space's resolution: 12M, 12e6, 0.3G")
+    p.add_argument("--space", default="micro", help="search space name (search_spaces/) or YAML path; default micro")
+    p.add_argument("--trials", type=_positive_int, default=6, help="number of new architectures to train (default 6)")
+    p.add_argument("--data", default="synthetic",
+                   help="'synthetic' (built-in, default), a CIFAR tarball, an ImageFolder root or a list-file root")
+    p.add_argument("--objective", choices=("accuracy", "accuracy-latency"), default="accuracy",
+                   help="maximize proxy accuracy, or accuracy and latency together (Pareto front)")
+    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"),
+                   help="default: tpe for accuracy, nsga2 for accuracy-latency")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or gpu (default cpu)")
+    p.add_argument("--study", help="study name (default: derived from space, budget, data and objective)")
+    p.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage (default sqlite:///RUNS_DIR/lwnas.db)")
+    p.add_argument("--runs-dir", default="runs", help="where studies and trial artifacts go (default runs/)")
+    p.add_argument("--no-shrink", action="store_true",
+                   help="reject over-budget samples instead of shrinking their widths and depths first")
+    p.add_argument("--proxy-config", help="YAML file with a 'proxy:' section of training settings")
+    p.add_argument("--epochs", type=_positive_int, help="proxy epochs (default 3)")
+    p.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 64)")
+    p.add_argument("--proxy-resolution", type=_positive_int, help="proxy training resolution (default 32)")
+    p.add_argument("--train-subset", type=_positive_int, help="use at most this many training images")
+    p.add_argument("--val-subset", type=_positive_int, help="use at most this many validation images")
+    p.add_argument("--lr", type=float, help="proxy learning rate (default 0.1)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0: in the main process)")
+    p.add_argument("--latency-runs", type=_positive_int, default=30, help="timed runs per latency measurement")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) unreadable images")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("runs", help="list studies, or show one study's best trials / Pareto front")
+    p.add_argument("action", nargs="?", choices=("show",), help="show one study")
+    p.add_argument("study", nargs="?", help="study name (with show)")
+    p.add_argument("--storage", help="SQLAlchemy URL (default sqlite:///RUNS_DIR/lwnas.db)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--top", type=_positive_int, default=10, help="best trials shown for one objective")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("latency", help="measure inference latency (median and IQR)")
+    p.add_argument("arch", help="config name or path to a spec YAML")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=_positive_int, default=1)
+    p.add_argument("--resolution", type=_positive_int)
+    p.add_argument("--warmup", type=_positive_int, default=10)
+    p.add_argument("--runs", type=_positive_int, default=50)
+    p.add_argument("--repeat", type=_positive_int, default=1, help="repeat the measurement to see its spread")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_latency)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if getattr(args, "action", None) == "show" and not args.study:
+        print("lwnas: error: runs show needs a study name (see `lwnas runs`)", file=sys.stderr)
+        return 2
     try:
         args.func(args)
     except LwnasError as err:

@@ -183,6 +183,22 @@ class ArchSpec:
         return cls.from_dict(data, source)
 
 
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file that must hold a mapping, read with yaml.safe_load; errors name the file and line."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise SpecError(str(path), f"cannot read file: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError(str(path), f"malformed YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(data, dict):
+        raise SpecError(str(path), "expected a YAML mapping")
+    return data
+
+
 def load_spec(path: str | Path) -> ArchSpec:
     path = Path(path)
     try:

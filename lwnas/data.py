@@ -1,0 +1,243 @@
+"""Image data sets for proxy training and retraining, decoded once into memory.
+
+Formats read (nothing is ever downloaded):
+- `synthetic`: a learnable built-in set (oriented colour gratings, one orientation and tint per class)
+  generated on the fly from a seed; the embedded default of `lwnas search`.
+- a CIFAR-10/100 python tarball (`cifar-10-python.tar.gz`, `cifar-100-python.tar.gz`);
+- an ImageFolder tree (`ROOT/train/<class>/*.jpg` and `ROOT/val/<class>/*.jpg`);
+- a PaddleClas list layout (`ROOT/train_list.txt` and `ROOT/val_list.txt`, lines `relative/path.jpg label`).
+
+Images are decoded and resized once (short side to resolution/0.875, centre-cropped square) and kept
+as uint8 arrays; augmentation then runs on those arrays in the DataLoader's workers.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LwnasError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+
+
+@dataclass
+class ImageSet:
+    """Decoded images (N, H, W, 3 uint8), integer labels and class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (with --skip-bad-images)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, n: int | None, seed: int = 0) -> "ImageSet":
+        """At most n images, the same classes in the same proportions for a given seed."""
+        if n is None or n >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return ImageSet(self.images[keep], self.labels[keep], self.classes, self.skipped)
+
+
+def describe_formats() -> str:
+    return ("'synthetic', a CIFAR python tarball (*.tar.gz), an ImageFolder root with train/ and val/, "
+            "or a folder with train_list.txt and val_list.txt")
+
+
+def load(source: str, split: str, resolution: int, *, skip_bad: bool = False, seed: int = 0,
+         synthetic_size: int | None = None) -> ImageSet:
+    """The `split` ('train' or 'val') of a data set named by `source`; see the module docstring."""
+    if split not in ("train", "val"):
+        raise ValueError(split)
+    if source == "synthetic":
+        n = synthetic_size or (1200 if split == "train" else 400)
+        return synthetic(n, resolution, seed=seed + (0 if split == "train" else 10_000))
+    path = Path(source)
+    if not path.exists():
+        raise LwnasError(f"data set not found: {source}; expected {describe_formats()}")
+    if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return cifar_tarball(path, split)
+    if path.is_dir() and (path / f"{split}_list.txt").is_file():
+        return list_file(path, path / f"{split}_list.txt", resolution, skip_bad)
+    if path.is_dir() and (path / split).is_dir():
+        return image_folder(path / split, resolution, skip_bad)
+    raise LwnasError(f"{source}: no {split} split found; expected {describe_formats()}")
+
+
+def synthetic(n: int, resolution: int, classes: int = 10, seed: int = 0) -> ImageSet:
+    """Oriented sinusoidal gratings: class c has orientation c*pi/classes, its own frequency and tint;
+    phase, contrast, shift and pixel noise are random. A small network learns it in a few epochs."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    rng.shuffle(labels)
+    ys, xs = np.mgrid[0:resolution, 0:resolution].astype(np.float32) / resolution
+    tints = np.random.default_rng(12345).uniform(0.4, 1.0, size=(classes, 3)).astype(np.float32)
+    images = np.empty((n, resolution, resolution, 3), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        angle = np.pi * c / classes + rng.normal(0, 0.05)
+        freq = (3 + 2 * (c % 3)) * 2 * np.pi
+        wave = np.sin(freq * (xs * np.cos(angle) + ys * np.sin(angle)) + rng.uniform(0, 2 * np.pi))
+        img = 0.5 + 0.35 * rng.uniform(0.6, 1.0) * wave[..., None] * tints[c]
+        img = img + rng.normal(0, 0.08, size=img.shape)
+        images[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
+    return ImageSet(images, labels.astype(np.int64), [f"class{c}" for c in range(classes)])
+
+
+def cifar_tarball(path: Path, split: str) -> ImageSet:
+    """CIFAR-10 or CIFAR-100 from the official python tarball the user pointed at."""
+    try:
+        tar = tarfile.open(path)
+    except (tarfile.TarError, OSError) as err:
+        raise LwnasError(f"{path}: not a readable CIFAR tarball ({err})") from None
+    with tar:
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        if "batches.meta" in members:  # CIFAR-10
+            names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+            meta, label_key, class_key = "batches.meta", b"labels", b"label_names"
+        elif "meta" in members and "train" in members:  # CIFAR-100
+            names, meta, label_key, class_key = ["train" if split == "train" else "test"], "meta", \
+                b"fine_labels", b"fine_label_names"
+        else:
+            raise LwnasError(f"{path}: not a CIFAR-10/100 python tarball (no batches.meta or meta file)")
+        missing = [n for n in names if n not in members]
+        if missing:
+            raise LwnasError(f"{path}: CIFAR tarball lacks {', '.join(missing)}")
+        classes = [c.decode() for c in _unpickle(tar, members[meta], path)[class_key]]
+        images, labels = [], []
+        for name in names:
+            batch = _unpickle(tar, members[name], path)
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.extend(batch[label_key])
+    return ImageSet(np.concatenate(images), np.asarray(labels, dtype=np.int64), classes)
+
+
+def _unpickle(tar, member, path):
+    try:
+        return pickle.load(io.BytesIO(tar.extractfile(member).read()), encoding="bytes")
+    except Exception as err:  # a damaged member: report the file, not pickle's internals
+        raise LwnasError(f"{path}: cannot read {member.name} ({type(err).__name__})") from None
+
+
+def image_folder(root: Path, resolution: int, skip_bad: bool) -> ImageSet:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise LwnasError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    files = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise LwnasError(f"{root / name}: class folder has no images ({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
+        files += [(p, label) for p in found]
+    return _decode(files, classes, resolution, skip_bad)
+
+
+def list_file(root: Path, listing: Path, resolution: int, skip_bad: bool) -> ImageSet:
+    files = []
+    for number, line in enumerate(listing.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit() or int(parts[1]) < 0:
+            raise LwnasError(f"{listing}:{number}: expected 'relative/path.jpg LABEL', got {line!r}")
+        files.append((root / parts[0], int(parts[1])))
+    if not files:
+        raise LwnasError(f"{listing}: the list is empty")
+    n_classes = max(label for _, label in files) + 1
+    names_file = root / "label_list.txt"
+    classes = [f"class{i}" for i in range(n_classes)]
+    if names_file.is_file():  # PaddleClas `label_list.txt`: "index name" per line
+        for line in names_file.read_text().splitlines():
+            index, _, name = line.partition(" ")
+            if index.isdigit() and int(index) < n_classes and name.strip():
+                classes[int(index)] = name.strip()
+    return _decode(files, classes, resolution, skip_bad)
+
+
+def _decode(files, classes, resolution: int, skip_bad: bool) -> ImageSet:
+    from PIL import Image
+
+    side = round(resolution / 0.875)
+    images, labels, skipped = [], [], []
+    for path, label in files:
+        try:
+            with Image.open(path) as img:
+                images.append(_square(img.convert("RGB"), side))
+        except (OSError, ValueError) as err:
+            if not skip_bad:
+                raise LwnasError(f"{path}: unreadable image ({err.__class__.__name__}); "
+                                 f"fix or remove it, or pass --skip-bad-images") from None
+            skipped.append(str(path))
+            continue
+        labels.append(label)
+    if not images:
+        raise LwnasError("no readable images in the data set")
+    return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), classes, skipped)
+
+
+def _square(img, side: int) -> np.ndarray:
+    from PIL import Image
+
+    w, h = img.size
+    scale = side / min(w, h)
+    img = img.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BILINEAR)
+    w, h = img.size
+    left, top = (w - side) // 2, (h - side) // 2
+    return np.asarray(img.crop((left, top, left + side, top + side)), dtype=np.uint8)
+
+
+class Augmented:
+    """paddle.io.Dataset view of an ImageSet at `resolution`: training crops and flips, or a centre crop.
+
+    Sets stored at the target size (CIFAR at 32, synthetic) use pad-and-crop; larger ones a random
+    resized crop. Returns normalized CHW float32 and the label.
+    """
+
+    def __init__(self, data: ImageSet, resolution: int, train: bool, seed: int = 0):
+        self.data, self.resolution, self.train = data, resolution, train
+        self.seed, self.epoch = seed, 0  # augmentation draws depend only on (seed, epoch, index)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        img = self.data.images[index]
+        res = self.resolution
+        rng = np.random.default_rng((self.seed, self.epoch, index)) if self.train else None
+        if img.shape[0] != res or img.shape[1] != res:
+            img = self._crop(img, rng)
+        elif self.train:
+            pad = max(1, res // 8)
+            padded = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+            y, x = rng.integers(0, 2 * pad + 1, size=2)
+            img = padded[y:y + res, x:x + res]
+        if self.train and rng.random() < 0.5:
+            img = img[:, ::-1]
+        out = ((img.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
+        return np.ascontiguousarray(out), np.int64(self.data.labels[index])
+
+    def _crop(self, img, rng):
+        from PIL import Image
+
+        h, w = img.shape[:2]
+        res = self.resolution
+        if rng is None:  # centre crop of res/0.875, resized to res
+            side = min(h, w, round(res / 0.875))
+        else:  # random resized crop: 25-100% of the area, aspect 3/4-4/3
+            area = h * w * rng.uniform(0.25, 1.0)
+            aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+            side_w = int(min(w, round(np.sqrt(area * aspect))))
+            side_h = int(min(h, round(np.sqrt(area / aspect))))
+            y, x = rng.integers(0, h - side_h + 1), rng.integers(0, w - side_w + 1)
+            crop = img[y:y + side_h, x:x + side_w]
+            return np.asarray(Image.fromarray(crop).resize((res, res), Image.BILINEAR))
+        y, x = (h - side) // 2, (w - side) // 2
+        crop = img[y:y + side, x:x + side]
+        return np.asarray(Image.fromarray(crop).resize((res, res), Image.BILINEAR)) if side != res else crop

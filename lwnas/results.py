@@ -1,0 +1,176 @@
+"""`lwnas runs`: list studies, show one study's best trials or Pareto front, write the front's specs
+as YAML (ready for `lwnas train`) and an HTML page with the front plotted against the named configs."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from .budget import human
+from .errors import LwnasError
+from .search import SearchSettings, _redact, check_study_name, open_storage, storage_url
+
+
+def _storage(url: str | None, runs_dir: str):
+    url = url or storage_url(SearchSettings(runs_dir=runs_dir))
+    return url, open_storage(url)
+
+
+def list_studies(url: str | None, runs_dir: str, as_json: bool = False):
+    import optuna
+
+    url, storage = _storage(url, runs_dir)
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        settings = summary.user_attrs.get("settings", {})
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        best = max((t.values[0] for t in complete), default=None)
+        rows.append({"study": summary.study_name, "space": settings.get("space", "?"),
+                     "budget": settings.get("budget"), "objective": settings.get("objective", "?"),
+                     "completed": len(complete), "trials": summary.n_trials, "best_top1": best})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"no studies in {_redact(url)}; start one with `lwnas search --flops-budget 12M`")
+        return
+    from .cli import _print_table
+
+    _print_table([{**r, "budget": human(r["budget"]) if r["budget"] else "?",
+                   "best_top1": f"{r['best_top1']:.1f}" if r["best_top1"] is not None else "-"} for r in rows],
+                 ["study", "space", "budget", "objective", "completed", "trials", "best_top1"])
+
+
+def front(study) -> list:
+    """Best trials: the top one for a single objective, the Pareto front for two (trained ones only)."""
+    trials = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
+    return sorted(trials, key=lambda t: -t.values[0])
+
+
+def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False, top: int = 10):
+    import optuna
+
+    check_study_name(name)
+    url, storage = _storage(url, runs_dir)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        raise LwnasError(f"no study {name!r} in {_redact(url)}; known: {', '.join(known) or 'none'}") from None
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
+                and "duplicate_of" not in t.user_attrs]
+    if len(study.directions) == 1:
+        chosen = sorted(complete, key=lambda t: -t.values[0])[:top]
+    else:
+        chosen = front(study) if complete else []
+    rows = [{"trial": t.number, "arch_hash": t.user_attrs.get("arch_hash"), "madds": t.user_attrs.get("madds"),
+             "params": t.user_attrs.get("params"), "top1": t.user_attrs.get("top1"),
+             "latency_ms": t.user_attrs.get("latency_ms")} for t in chosen]
+    out = Path(runs_dir) / name
+    written = write_front(out, chosen) if chosen else []
+    plot = write_plot(out / "front.html", study, complete, chosen) if complete else None
+    if as_json:
+        print(json.dumps({"study": name, "directions": [d.name.lower() for d in study.directions],
+                          "best": rows, "spec_files": [str(p) for p in written],
+                          "plot": str(plot) if plot else None}, indent=2))
+        return
+    if not rows:
+        print(f"study {name}: no completed trials yet")
+        return
+    from .cli import _print_table
+
+    title = "best trials" if len(study.directions) == 1 else "Pareto front (top-1 vs latency)"
+    print(f"study {name}: {len(complete)} trained architectures; {title}:")
+    _print_table([{**r, "madds": human(r["madds"]), "params": human(r["params"]), "top1": f"{r['top1']:.1f}",
+                   "latency_ms": f"{r['latency_ms']:.2f}"} for r in rows],
+                 ["trial", "arch_hash", "madds", "params", "top1", "latency_ms"])
+    print(f"specs written to {out / 'front'}/ (read them with `lwnas show FILE.yaml`); plot: {plot}")
+
+
+def write_front(folder: Path, trials) -> list[Path]:
+    target = folder / "front"
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for t in trials:
+        path = target / f"trial_{t.number:04d}_{t.user_attrs['arch_hash']}.yaml"
+        path.write_text(t.user_attrs["spec"])
+        paths.append(path)
+    return paths
+
+
+def _reference_configs(space_name: str) -> list[tuple[str, int]]:
+    """Named configs that are points of the study's space, with their MAdds."""
+    from .configs import config_names, get_config
+    from .cost import count
+    from .space import get_space
+
+    try:
+        space = get_space(space_name)
+    except LwnasError:
+        return []
+    refs = []
+    for name in config_names():
+        spec = get_config(name)
+        if space.contains(spec):
+            refs.append((name, count(spec).macs))
+    return refs
+
+
+def write_plot(path: Path, study, complete, chosen) -> Path:
+    """A self-contained HTML page with two SVG scatter plots (top-1 vs MAdds, top-1 vs latency); named
+    configs of the space appear as labelled vertical lines on the MAdds plot (their accuracy on this data
+    is unknown until trained)."""
+    chosen_ids = {t.number for t in chosen}
+    points = [(t.user_attrs["madds"], t.user_attrs["latency_ms"], t.user_attrs["top1"], t.number in chosen_ids,
+               t.number) for t in complete]
+    settings = study.user_attrs.get("settings", {})
+    refs = _reference_configs(settings.get("space", ""))
+    budget = settings.get("budget")
+    x_max = max([p[0] for p in points] + ([budget] if budget else [])) * 1.15
+    refs = [(n, m) for n, m in refs if m <= x_max]
+    svg1 = _scatter([(p[0] / 1e6, p[2], p[3], p[4]) for p in points], "MAdds (M)", "proxy top-1 (%)",
+                    [(n, m / 1e6) for n, m in refs] + ([("budget", budget / 1e6)] if budget else []))
+    svg2 = _scatter([(p[1], p[2], p[3], p[4]) for p in points], "latency (ms)", "proxy top-1 (%)", [])
+    page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(study.study_name)}</title>"
+            f"<h2>{html.escape(study.study_name)}</h2><p>{len(points)} trained architectures; "
+            f"filled: best / Pareto front. Vertical lines: named configs in the space and the budget.</p>"
+            f"{svg1}{svg2}")
+    path.write_text(page)
+    return path
+
+
+def _scatter(points, xlabel, ylabel, vlines, width=560, height=380) -> str:
+    pad = 50
+    xs = [p[0] for p in points] + [v[1] for v in vlines]
+    ys = [p[1] for p in points]
+    x0, x1 = 0.0, max(xs) * 1.05 if xs else 1.0
+    y0, y1 = min(ys + [0.0]), max(ys + [1.0]) * 1.05
+
+    def sx(x):
+        return pad + (x - x0) / (x1 - x0 or 1) * (width - 2 * pad)
+
+    def sy(y):
+        return height - pad - (y - y0) / (y1 - y0 or 1) * (height - 2 * pad)
+
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+             f"style='font:11px sans-serif;margin:8px;border:1px solid #ccc'>",
+             f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' stroke='black'/>",
+             f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{height - pad}' stroke='black'/>",
+             f"<text x='{width / 2}' y='{height - 12}' text-anchor='middle'>{html.escape(xlabel)}</text>",
+             f"<text x='14' y='{height / 2}' transform='rotate(-90 14 {height / 2})' "
+             f"text-anchor='middle'>{html.escape(ylabel)}</text>"]
+    for frac in (0, 0.5, 1):
+        xv, yv = x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)
+        parts.append(f"<text x='{sx(xv)}' y='{height - pad + 14}' text-anchor='middle'>{xv:.3g}</text>")
+        parts.append(f"<text x='{pad - 4}' y='{sy(yv) + 4}' text-anchor='end'>{yv:.3g}</text>")
+    for i, (label, x) in enumerate(vlines):
+        parts.append(f"<line x1='{sx(x)}' y1='{pad}' x2='{sx(x)}' y2='{height - pad}' stroke='#c33' "
+                     f"stroke-dasharray='4 3'/><text x='{sx(x) + 3}' y='{pad + 12 + 12 * (i % 4)}' "
+                     f"fill='#c33'>{html.escape(label)}</text>")
+    for x, y, best, number in points:
+        fill = "#236" if best else "white"
+        parts.append(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='4' fill='{fill}' stroke='#236'>"
+                     f"<title>trial {number}: {x:.3g}, {y:.1f}%</title></circle>")
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,334 @@
+"""`lwnas search`: an Optuna study over a search space under a MAdds budget.
+
+Each trial samples a network (lwnas.space), rejects it analytically if it is over budget, reuses the
+result of an identical architecture already trained in the study, and otherwise proxy-trains it
+(lwnas.train) and measures its latency (lwnas.latency). Everything a trial produced is stored in the
+study (Optuna RDB storage: SQLite under runs/ by default) and under runs/<study>/, so a killed search
+resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .budget import human
+from .errors import LwnasError
+from .train import TrainConfig, TrainingDiverged
+
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+@dataclass
+class SearchSettings:
+    space: str = "micro"
+    budget: int = 12_000_000
+    trials: int = 6
+    data: str = "synthetic"
+    objective: str = "accuracy"  # accuracy | accuracy-latency
+    sampler: str | None = None  # default: tpe for one objective, nsga2 for two
+    seed: int = 0
+    device: str = "cpu"
+    study: str | None = None
+    storage: str | None = None
+    runs_dir: str = "runs"
+    shrink: bool = True  # shrink over-budget samples toward the budget before rejecting them
+    latency_batch: int = 1
+    latency_runs: int = 30
+    skip_bad_images: bool = False
+    proxy: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def multi(self) -> bool:
+        return self.objective == "accuracy-latency"
+
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        data = "synthetic" if self.data == "synthetic" else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.data).name)
+        kind = "acc-lat" if self.multi else "acc"
+        return f"{self.space}-{human(self.budget).replace('.00', '')}-{data}-{kind}"[:100]
+
+
+def check_study_name(name: str) -> str:
+    """Study names become folder names under runs/: letters, digits, '_', '-', '.' only, no leading dot."""
+    if not STUDY_NAME.match(name):
+        raise LwnasError(f"invalid study name {name!r}: use letters, digits, '_', '-' or '.', starting with a "
+                         f"letter or digit (it becomes a folder under runs/)")
+    return name
+
+
+def storage_url(settings: SearchSettings) -> str:
+    if settings.storage:
+        return settings.storage
+    runs = Path(settings.runs_dir)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        probe = runs / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise LwnasError(f"runs folder {runs} is not writable ({err.strerror}); pass --runs-dir or --storage")
+    return f"sqlite:///{runs / 'lwnas.db'}"
+
+
+def open_storage(url: str):
+    """Optuna RDB storage with heartbeats (a dead worker's RUNNING trial is failed and retried)."""
+    import optuna
+    import sqlalchemy.exc
+
+    kwargs = {}
+    if url.startswith("sqlite"):
+        kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        with warnings.catch_warnings():  # Optuna marks heartbeats experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=15, grace_period=60,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError, ModuleNotFoundError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LwnasError(f"cannot open storage {_redact(url)}: {first[:200]}") from None
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def make_sampler(settings: SearchSettings):
+    import optuna
+
+    name = settings.sampler or ("nsga2" if settings.multi else "tpe")
+    if name not in SAMPLERS:
+        raise LwnasError(f"unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS)}")
+    if name == "tpe":  # multivariate/group TPE models the define-by-run space jointly (Optuna marks it experimental)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=4, multivariate=True, group=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8)
+    return optuna.samplers.RandomSampler(seed=settings.seed)
+
+
+class Progress:
+    """One live line per trial: trial n/N, arch hash, MAdds, epoch/step, accuracy, ETA."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream = total, stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.done, self.started, self.trial_times = 0, time.time(), []
+        self.prefix = ""
+
+    def begin(self, number: int, arch_hash: str, macs: int):
+        self.prefix = f"[{self.done + 1}/{self.total}] trial {number} {arch_hash} {human(macs)} MAdds"
+        self.trial_start = time.time()
+
+    def eta(self) -> str:
+        if not self.trial_times:
+            return "?"
+        left = (self.total - self.done) * (sum(self.trial_times) / len(self.trial_times))
+        left -= time.time() - self.trial_start
+        return time.strftime("%M:%S", time.gmtime(max(0, left)))
+
+    def step(self, epoch: int, epochs: int, step: int, steps: int, loss: float):
+        if self.tty:
+            self.stream.write(f"\r{self.prefix} | epoch {epoch}/{epochs} step {step}/{steps} loss {loss:.3f} "
+                              f"| ETA {self.eta()}   ")
+            self.stream.flush()
+
+    def epoch(self, epoch: int, epochs: int, top1: float, loss: float):
+        end = "\r" if self.tty else "\n"
+        self.stream.write(f"{end if self.tty else ''}{self.prefix} | epoch {epoch}/{epochs} loss {loss:.3f} "
+                          f"val top-1 {top1:.1f}% | ETA {self.eta()}\n")
+        self.stream.flush()
+
+    def finish(self, message: str, trained: bool):
+        if trained:
+            self.done += 1
+            self.trial_times.append(time.time() - self.trial_start)
+        self.stream.write(f"{self.prefix} | {message}\n")
+        self.stream.flush()
+
+    def note(self, message: str):
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+
+class Search:
+    def __init__(self, settings: SearchSettings):
+        from .space import get_space
+
+        self.settings = settings
+        self.name = check_study_name(settings.study_name())
+        self.space = get_space(settings.space)
+        smallest = self.space.smallest()
+        if settings.budget < smallest.macs:
+            raise LwnasError(f"budget {human(settings.budget)} MAdds is below the smallest network of space "
+                             f"'{self.space.name}' ({human(smallest.macs)} MAdds at {self.space.resolution}px); "
+                             f"raise --flops-budget or pick a smaller space")
+        self.url = storage_url(settings)
+        self.run_dir = Path(settings.runs_dir) / self.name
+        self.stats = {"rejected": 0, "duplicates": 0, "failed": 0, "pruned": 0, "trained": 0}
+
+    # ---- study ----------------------------------------------------------------------------
+    def open_study(self):
+        import optuna
+
+        settings = self.settings
+        storage = open_storage(self.url)
+        directions = ["maximize", "minimize"] if settings.multi else ["maximize"]
+        pruner = optuna.pruners.NopPruner() if settings.multi else \
+            optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        try:
+            study = optuna.create_study(study_name=self.name, storage=storage, directions=directions,
+                                        sampler=make_sampler(settings), pruner=pruner, load_if_exists=True)
+        except ValueError as err:  # e.g. an existing study with other directions
+            raise LwnasError(f"study {self.name!r}: {err}") from None
+        identity = {"space": settings.space, "budget": settings.budget, "data": settings.data,
+                    "objective": settings.objective, "proxy": settings.proxy.to_dict()}
+        stored = study.user_attrs.get("settings")
+        if stored is None:
+            study.set_user_attr("settings", identity)
+        elif stored != identity:
+            changed = sorted(k for k in identity if stored.get(k) != identity[k])
+            raise LwnasError(f"study {self.name!r} was created with other settings ({', '.join(changed)} "
+                             f"differ); resume it with the same options or pass a new --study name")
+        return study
+
+    def run(self, progress: Progress | None = None):
+        import optuna
+
+        from . import data as datasets
+
+        settings = self.settings
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = self.open_study()
+        proxy = settings.proxy
+        self.train_set = datasets.load(settings.data, "train", proxy.resolution, skip_bad=settings.skip_bad_images,
+                                       seed=proxy.seed).subset(proxy.train_subset, proxy.seed)
+        self.val_set = datasets.load(settings.data, "val", proxy.resolution, skip_bad=settings.skip_bad_images,
+                                     seed=proxy.seed).subset(proxy.val_subset, proxy.seed)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress or Progress(settings.trials)
+        before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        self.progress.note(f"study {self.name} in {_redact(self.url)}: {before} completed trial(s) so far; "
+                           f"space {self.space.name}, budget {human(settings.budget)} MAdds, data {settings.data} "
+                           f"({len(self.train_set)} train / {len(self.val_set)} val images)")
+        attempts = max(50, 30 * settings.trials)
+
+        def stop_when_done(study, trial):
+            if self.stats["trained"] >= settings.trials or self._attempts >= attempts:
+                study.stop()
+
+        self._attempts = 0
+        study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged,),
+                       gc_after_trial=True)
+        if self.stats["trained"] < settings.trials:
+            self.progress.note(f"stopped after {self._attempts} samples: only {self.stats['trained']} new "
+                               f"architectures fitted the budget")
+        s = self.stats
+        self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} duplicate architectures reused, "
+                           f"{s['rejected']} samples rejected over budget, {s['pruned']} pruned, "
+                           f"{s['failed']} failed")
+        return study
+
+    # ---- one trial ------------------------------------------------------------------------
+    def objective(self, trial):
+        import optuna
+
+        from .build import build
+        from .cost import count
+        from .latency import deployable, measure
+
+        settings = self.settings
+        self._attempts += 1
+        sample = self.space.sample(trial, settings.budget, shrink=settings.shrink,
+                                   num_classes=len(self.train_set.classes), name=f"{self.name}-t{trial.number}")
+        if sample.spec is None or sample.macs > settings.budget:
+            self.stats["rejected"] += 1
+            trial.set_constraint("over_budget", float(sample.macs - settings.budget) if sample.spec else 1e12)
+            trial.set_user_attr("rejected", sample.reason or f"{human(sample.macs)} MAdds over budget")
+            raise optuna.TrialPruned()
+        spec = sample.spec
+        trial.set_user_attr("arch_hash", spec.arch_hash)
+        trial.set_user_attr("madds", sample.macs)
+        trial.set_constraint("over_budget", float(sample.macs - settings.budget))  # <= 0: feasible
+        same = self._trained_before(trial, spec.arch_hash)
+        if same is not None:
+            self.stats["duplicates"] += 1
+            trial.set_user_attr("duplicate_of", same.number)
+            for key in ("params", "latency_ms", "top1", "spec"):
+                if key in same.user_attrs:
+                    trial.set_user_attr(key, same.user_attrs[key])
+            return tuple(same.values) if settings.multi else same.values[0]
+
+        cost = count(spec)
+        trial.set_user_attr("params", cost.params)
+        trial.set_user_attr("spec", spec.to_yaml())
+        progress = self.progress
+        progress.begin(trial.number, spec.arch_hash, sample.macs)
+        model = build(spec, len(self.train_set.classes))
+        epochs = settings.proxy.epochs
+        current = {"epoch": 1}
+
+        def on_step(step, steps, loss):
+            progress.step(current["epoch"], epochs, step, steps, loss)
+
+        def on_epoch(result):
+            current["epoch"] = result.epoch + 1
+            progress.epoch(result.epoch, epochs, result.top1, result.loss)
+            trial.set_user_attr("history", trial.user_attrs.get("history", []) + [result.__dict__])
+            if not settings.multi:
+                trial.report(result.top1, result.epoch)
+                if trial.should_prune():
+                    self.stats["pruned"] += 1
+                    progress.finish(f"pruned at epoch {result.epoch} (top-1 {result.top1:.1f}%)", trained=False)
+                    raise optuna.TrialPruned()
+
+        start = time.time()
+        try:
+            history = self._train(model, on_epoch, on_step)
+        except TrainingDiverged as err:
+            self.stats["failed"] += 1
+            trial.set_user_attr("error", str(err))
+            progress.finish(f"failed: {err}", trained=False)
+            raise
+        trial.set_user_attr("train_seconds", round(time.time() - start, 2))
+        latency = measure(deployable(model), spec.resolution, settings.latency_batch, runs=settings.latency_runs)
+        top1 = history[-1].top1
+        trial.set_user_attr("top1", top1)
+        trial.set_user_attr("latency_ms", latency.median_ms)
+        trial.set_user_attr("latency_iqr_ms", latency.iqr_ms)
+        self._write_artifacts(trial.number, spec, {"arch_hash": spec.arch_hash, "madds": sample.macs,
+                                                   "params": cost.params, "top1": top1,
+                                                   "latency": latency.to_dict(),
+                                                   "history": [h.__dict__ for h in history]})
+        self.stats["trained"] += 1
+        progress.finish(f"top-1 {top1:.1f}%, latency {latency.median_ms:.2f} ms "
+                        f"(IQR {latency.iqr_ms:.2f})", trained=True)
+        return (top1, latency.median_ms) if settings.multi else top1
+
+    def _train(self, model, on_epoch, on_step):
+        from .train import train
+
+        return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step)
+
+    @staticmethod
+    def _trained_before(trial, arch_hash: str):
+        import optuna
+
+        for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if other.user_attrs.get("arch_hash") == arch_hash and "duplicate_of" not in other.user_attrs:
+                return other
+        return None
+
+    def _write_artifacts(self, number: int, spec, metrics: dict):
+        folder = self.run_dir / f"trial_{number:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "spec.yaml").write_text(spec.to_yaml())
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
