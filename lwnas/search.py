@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .budget import human
 from .errors import LwnasError
-from .train import TrainConfig, TrainingDiverged
+from .train import TrainConfig, TrainingDiverged, seed_everything
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -224,13 +224,17 @@ class Search:
         def stop_when_done(study, trial):
             if self.stats["trained"] >= settings.trials or self._attempts >= attempts:
                 study.stop()
+            elif self.stats["failed"] >= max(3, settings.trials):
+                self.progress.note(f"stopping: {self.stats['failed']} trials failed (see their 'error' attribute "
+                                   f"in `lwnas runs show`); check the proxy settings, e.g. --lr")
+                study.stop()
 
         self._attempts = 0
         study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged,),
                        gc_after_trial=True)
         if self.stats["trained"] < settings.trials:
             self.progress.note(f"stopped after {self._attempts} samples: only {self.stats['trained']} new "
-                               f"architectures fitted the budget")
+                               f"architectures found (the others were duplicates or over budget)")
         s = self.stats
         self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} duplicate architectures reused, "
                            f"{s['rejected']} samples rejected over budget, {s['pruned']} pruned, "
@@ -272,6 +276,7 @@ class Search:
         trial.set_user_attr("spec", spec.to_yaml())
         progress = self.progress
         progress.begin(trial.number, spec.arch_hash, sample.macs)
+        seed_everything(settings.proxy.seed)  # every candidate starts from the same seeded state
         model = build(spec, len(self.train_set.classes))
         epochs = settings.proxy.epochs
         current = {"epoch": 1}

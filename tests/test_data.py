@@ -1,0 +1,112 @@
+"""Loaders read the real formats from small data sets the tests write; bad data gives clear errors."""
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lwnas import data
+from lwnas.errors import LwnasError
+
+
+def _cifar_tarball(path, classes=10):
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name, obj):
+            raw = pickle.dumps(obj)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+
+        add("batches.meta", {b"label_names": [f"c{i}".encode() for i in range(classes)]})
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            add(name, {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 3]})
+
+
+def test_cifar_tarball(tmp_path):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    _cifar_tarball(path)
+    train = data.load(str(path), "train", 32)
+    val = data.load(str(path), "val", 32)
+    assert train.images.shape == (20, 32, 32, 3) and val.images.shape == (4, 32, 32, 3)
+    assert train.classes[:2] == ["c0", "c1"] and list(val.labels) == [0, 1, 2, 3]
+
+
+def test_not_a_cifar_tarball(tmp_path):
+    path = tmp_path / "other.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("readme.txt")
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(LwnasError, match="not a CIFAR-10/100 python tarball"):
+        data.load(str(path), "train", 32)
+
+
+def _image(path, colour, size=(40, 30)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_image_folder(tmp_path):
+    for split in ("train", "val"):
+        for name, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+            for i in range(3):
+                _image(tmp_path / split / name / f"{i}.png", colour)
+    train = data.load(str(tmp_path), "train", 24)
+    assert train.classes == ["cat", "dog"] and len(train) == 6
+    assert train.images.shape[1:] == (27, 27, 3)  # short side to 24/0.875, centre square
+    assert train.images[0, 0, 0, 0] == 255 and train.images[-1, 0, 0, 2] == 255
+    view = data.Augmented(train, 24, train=True)
+    image, label = view[0]
+    assert image.shape == (3, 24, 24) and image.dtype == np.float32 and label == 0
+
+
+def test_empty_class_folder_and_bad_image(tmp_path):
+    _image(tmp_path / "train" / "cat" / "0.png", (1, 2, 3))
+    (tmp_path / "train" / "dog").mkdir()
+    with pytest.raises(LwnasError, match="dog: class folder has no images"):
+        data.load(str(tmp_path), "train", 24)
+    (tmp_path / "train" / "dog" / "0.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(LwnasError, match="unreadable image.*--skip-bad-images"):
+        data.load(str(tmp_path), "train", 24)
+    skipped = data.load(str(tmp_path), "train", 24, skip_bad=True)
+    assert len(skipped) == 1 and len(skipped.skipped) == 1 and skipped.skipped[0].endswith("0.jpg")
+
+
+def test_paddleclas_list_files(tmp_path):
+    for i in range(4):
+        _image(tmp_path / "images" / f"{i}.jpg", (60 * i, 0, 0))
+    (tmp_path / "train_list.txt").write_text("images/0.jpg 0\nimages/1.jpg 1\nimages/2.jpg 2\n")
+    (tmp_path / "val_list.txt").write_text("images/3.jpg 1\n")
+    (tmp_path / "label_list.txt").write_text("0 red\n1 green\n2 blue\n")
+    train = data.load(str(tmp_path), "train", 16)
+    assert list(train.labels) == [0, 1, 2] and train.classes == ["red", "green", "blue"]
+    assert len(data.load(str(tmp_path), "val", 16)) == 1
+    (tmp_path / "train_list.txt").write_text("images/0.jpg zero\n")
+    with pytest.raises(LwnasError, match=r"train_list.txt:1: expected"):
+        data.load(str(tmp_path), "train", 16)
+
+
+def test_missing_path_names_the_formats(tmp_path):
+    with pytest.raises(LwnasError, match="data set not found.*synthetic"):
+        data.load(str(tmp_path / "nowhere"), "train", 32)
+    with pytest.raises(LwnasError, match="no train split"):
+        data.load(str(tmp_path), "train", 32)
+
+
+def test_synthetic_is_deterministic_and_balanced():
+    a = data.load("synthetic", "train", 32, synthetic_size=100)
+    b = data.load("synthetic", "train", 32, synthetic_size=100)
+    assert np.array_equal(a.images, b.images) and np.bincount(a.labels).tolist() == [10] * 10
+    val = data.load("synthetic", "val", 32, synthetic_size=100)
+    assert not np.array_equal(a.images, val.images)
+
+
+def test_augmentation_depends_on_seed_and_epoch_only():
+    images = data.synthetic(4, 32)
+    view = data.Augmented(images, 32, train=True, seed=1)
+    first = view[2][0]
+    assert np.array_equal(first, view[2][0])
+    view.epoch = 1
+    assert not np.array_equal(first, view[2][0])

@@ -1,0 +1,146 @@
+"""`lwnas search` end to end on the built-in data set, with the real trainer, latency and SQLite:
+budget respected, results stored, kill -9 and resume, duplicate architectures, failing trials."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from lwnas.search import Search, SearchSettings
+from lwnas.train import TrainConfig
+
+FAST = ["--epochs", "1", "--train-subset", "160", "--val-subset", "80", "--latency-runs", "3"]
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "lwnas.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def trials(runs_dir, study):
+    storage = f"sqlite:///{runs_dir}/lwnas.db"
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+def completed(runs_dir, study):
+    return [t for t in trials(runs_dir, study) if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def test_search_stays_under_budget_and_stores_everything(tmp_path):
+    result = run("search", "--flops-budget", "12M", "--trials", "2", "--seed", "0", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "micro-12M-synthetic-acc" in result.stdout and "top-1" in result.stdout
+    done = completed(tmp_path / "runs", "micro-12M-synthetic-acc")
+    assert len(done) == 2
+    for t in done:
+        assert t.user_attrs["madds"] <= 12_000_000
+        assert {"arch_hash", "spec", "params", "top1", "latency_ms", "history", "train_seconds"} <= set(t.user_attrs)
+        assert t.values[0] == t.user_attrs["top1"]
+        folder = tmp_path / "runs" / "micro-12M-synthetic-acc" / f"trial_{t.number:04d}"
+        assert json.loads((folder / "metrics.json").read_text())["arch_hash"] == t.user_attrs["arch_hash"]
+
+    shown = run("runs", "show", "micro-12M-synthetic-acc", "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert len(report["best"]) == 2 and report["best"][0]["top1"] >= report["best"][1]["top1"]
+    assert all(os.path.exists(tmp_path / p) for p in report["spec_files"])
+    assert "<svg" in (tmp_path / report["plot"]).read_text()
+    listed = run("runs", "--json", cwd=tmp_path)
+    assert json.loads(listed.stdout)[0]["completed"] == 2
+
+
+def test_killed_search_resumes_with_finished_trials_intact(tmp_path):
+    args = [sys.executable, "-m", "lwnas.cli", "search", "--flops-budget", "12M", "--trials", "5", "--seed", "0",
+            "--study", "resume", *FAST]
+    worker = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Watch the artifacts, not the database: opening the storage from here while the worker creates
+    # its tables would race the worker's schema creation.
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "runs" / "resume").glob("trial_*/metrics.json")):
+        assert worker.poll() is None, "the search exited before finishing a trial"
+        time.sleep(0.5)
+    time.sleep(3)  # the trial's result is committed right after its artifacts are written
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    before = {t.number: (t.values, t.user_attrs) for t in completed(tmp_path / "runs", "resume")}
+    assert 1 <= len(before) < 5
+
+    result = run(*args[3:-len(FAST) - 6], "--trials", "1", "--seed", "0", "--study", "resume", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(before)} completed trial(s) so far" in result.stdout
+    after = {t.number: (t.values, t.user_attrs) for t in completed(tmp_path / "runs", "resume")}
+    for number, record in before.items():
+        assert after[number] == record
+    trained_after = [n for n, (_, attrs) in after.items() if "duplicate_of" not in attrs]
+    assert len(trained_after) >= len([n for n, (_, a) in before.items() if "duplicate_of" not in a]) + 1
+
+
+def _settings(tmp_path, space, **proxy):
+    config = TrainConfig(**{"epochs": 1, "batch_size": 32, "train_subset": 64, "val_subset": 32, **proxy})
+    return SearchSettings(space=str(space), budget=50_000_000, trials=2, runs_dir=str(tmp_path / "runs"),
+                          study="t", latency_runs=2, proxy=config)
+
+
+ONE_POINT = """
+name: one
+resolution: 32
+stem: [{name: stem, stride: 2, blocks: [{type: conv_bn_act, out: 8, kernel: 3}]}]
+stages: [{name: s, depth: 1, stride: 2, blocks: [{type: inverted_residual, out: 16, expand: 32}]}]
+head: [{type: classifier}]
+"""
+
+
+def test_an_architecture_is_never_trained_twice(tmp_path):
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT)
+    search = Search(_settings(tmp_path, space))
+    study = search.run()
+    assert search.stats["trained"] == 1 and search.stats["duplicates"] >= 1
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    originals = [t for t in done if "duplicate_of" not in t.user_attrs]
+    assert len(originals) == 1 and len({t.user_attrs["arch_hash"] for t in done}) == 1
+    assert all(t.values == originals[0].values for t in done)
+    assert len(list((tmp_path / "runs" / "t").glob("trial_*"))) == 1
+
+
+def test_a_diverging_trial_fails_and_the_search_goes_on(tmp_path):
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT)
+    search = Search(_settings(tmp_path, space, lr=1e12, grad_clip=0, warmup_epochs=0, batch_size=8))
+    study = search.run()  # returns normally
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == search.stats["failed"] >= 3
+    assert all("loss became" in t.user_attrs["error"] for t in failed)
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT)
+    Search(_settings(tmp_path, space)).open_study()
+    changed = _settings(tmp_path, space)
+    changed.budget = 20_000_000
+    with pytest.raises(Exception, match="created with other settings"):
+        Search(changed).open_study()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--flops-budget", "1M"], "below the smallest network of space 'micro'"),
+    (["--flops-budget", "12X"], "invalid --flops-budget '12X'"),
+    (["--flops-budget=-5M"], "invalid --flops-budget '-5M'"),
+    (["--flops-budget", "-5M"], "argument --flops-budget: expected one argument"),
+    (["--flops-budget", "0"], "invalid --flops-budget"),
+    (["--flops-budget", ""], "invalid --flops-budget"),
+    (["--flops-budget", "12M", "--space", "mikro"], "unknown search space 'mikro'; did you mean micro"),
+    (["--flops-budget", "12M", "--study", "../escape"], "invalid study name '../escape'"),
+    (["--flops-budget", "12M", "--data", "/no/such/data"], "data set not found: /no/such/data"),
+    (["--flops-budget", "12M", "--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/x"], "cannot open storage"),
+])
+def test_bad_search_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = run("search", *args, *FAST, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "secret" not in result.stderr
