@@ -183,7 +183,7 @@ class Search:
         storage = open_storage(self.url)
         directions = ["maximize", "minimize"] if settings.multi else ["maximize"]
         pruner = optuna.pruners.NopPruner() if settings.multi else \
-            optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+            optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)  # epoch 1 is too noisy
         try:
             study = optuna.create_study(study_name=self.name, storage=storage, directions=directions,
                                         sampler=make_sampler(settings), pruner=pruner, load_if_exists=True)

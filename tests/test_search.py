@@ -144,3 +144,13 @@ def test_bad_search_input_is_one_line_and_exit_2(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "secret" not in result.stderr
+
+
+def test_seeded_searches_repeat(tmp_path):
+    outcomes = []
+    for study in ("first", "second"):
+        result = run("search", "--flops-budget", "12M", "--trials", "2", "--seed", "7", "--study", study, *FAST,
+                     cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outcomes.append([(t.user_attrs["arch_hash"], t.values[0]) for t in completed(tmp_path / "runs", study)])
+    assert outcomes[0] == outcomes[1] and len(outcomes[0]) == 2
