@@ -128,7 +128,7 @@ def cmd_latency(args):
     set_device(args.device)
     model = deployable(build(spec))
     res = args.resolution or spec.resolution
-    runs = [measure(model, res, args.batch_size, args.warmup, args.runs, spec.in_channels)
+    runs = [measure(model, res, args.batch_size, args.warmup, args.runs, spec.in_channels, args.engine)
             for _ in range(args.repeat)]
     if args.json:
         print(json.dumps({"name": spec.name, "arch_hash": spec.arch_hash, "measurements": [r.to_dict() for r in runs]},
@@ -222,6 +222,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_positive_int, default=10)
     p.add_argument("--runs", type=_positive_int, default=50)
     p.add_argument("--repeat", type=_positive_int, default=1, help="repeat the measurement to see its spread")
+    p.add_argument("--engine", choices=("eager", "inference"), default="eager",
+                   help="time the dynamic-graph model, or an exported model in a Paddle Inference predictor")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_latency)
     return parser

@@ -37,21 +37,57 @@ def deployable(model):
 
 
 def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs: int = 50,
-            in_channels: int = 3) -> Latency:
-    """Median and IQR of `runs` forward passes after `warmup` untimed ones, on the current Paddle device."""
+            in_channels: int = 3, engine: str = "eager") -> Latency:
+    """Median and IQR of `runs` forward passes after `warmup` untimed ones, on the current Paddle device.
+
+    engine 'eager' times the dynamic-graph model; 'inference' exports it (paddle.jit.save) and times a
+    Paddle Inference predictor, which is what a deployment runs."""
     import paddle
 
     device = paddle.device.get_device()
     sync = paddle.device.synchronize if device.startswith("gpu") else (lambda: None)
-    x = paddle.randn([batch_size, in_channels, resolution, resolution])
+    shape = [batch_size, in_channels, resolution, resolution]
+    if engine == "inference":
+        run = _predictor(model, shape, device)
+    elif engine == "eager":
+        x = paddle.randn(shape)
+
+        def run():
+            with paddle.no_grad():
+                model(x)
+    else:
+        raise ValueError(f"unknown engine {engine!r}")
     times = []
-    with paddle.no_grad():
-        for i in range(warmup + runs):
-            sync()
-            start = time.perf_counter()
-            model(x)
-            sync()
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
+    for i in range(warmup + runs):
+        sync()
+        start = time.perf_counter()
+        run()
+        sync()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
     q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return Latency(float(median), float(q3 - q1), runs, batch_size, resolution, device)
+    return Latency(float(median), float(q3 - q1), runs, batch_size, resolution, f"{device}/{engine}")
+
+
+def _predictor(model, shape, device):
+    """Export to a temporary folder and return a callable running one Paddle Inference prediction."""
+    import os
+    import tempfile
+
+    import paddle
+    from paddle import inference
+
+    folder = tempfile.mkdtemp(prefix="lwnas-latency-")
+    paddle.jit.save(model, os.path.join(folder, "model"),
+                    input_spec=[paddle.static.InputSpec(shape, "float32", "x")])
+    graph = next(f for f in os.listdir(folder) if f.endswith((".json", ".pdmodel")))
+    config = inference.Config(os.path.join(folder, graph), os.path.join(folder, "model.pdiparams"))
+    if device.startswith("gpu"):
+        config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
+    else:
+        config.disable_gpu()
+    config.disable_glog_info()
+    predictor = inference.create_predictor(config)
+    predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(
+        np.random.default_rng(0).standard_normal(shape).astype("float32"))
+    return predictor.run

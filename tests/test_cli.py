@@ -68,3 +68,13 @@ def test_bad_spec_file(tmp_path):
 def test_bad_resolution():
     result = run("count", "micronet_m0", "--resolution", "-3")
     assert result.returncode == 2 and "positive integer" in result.stderr
+
+
+def test_latency_command_reports_median_and_spread():
+    result = run("latency", "shufflenet_v2_x0_5", "--resolution", "64", "--runs", "5", "--repeat", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    measurements = json.loads(result.stdout)["measurements"]
+    assert len(measurements) == 2
+    assert all(m["median_ms"] > 0 and m["iqr_ms"] >= 0 and m["runs"] == 5 for m in measurements)
+    bad = run("latency", "shufflenet_v2_x0_5", "--device", "tpu")
+    assert bad.returncode == 2 and "unknown device 'tpu'" in bad.stderr

@@ -52,3 +52,9 @@ def test_latency_median_and_spread():
     result = measure(model, 64, batch_size=1, warmup=2, runs=8)
     assert result.median_ms > 0 and result.iqr_ms >= 0 and result.runs == 8
     assert 0 <= result.spread < 5
+
+
+def test_latency_through_paddle_inference():
+    model = deployable(lwnas.build("shufflenet_v2_x0_5"))
+    result = measure(model, 64, warmup=1, runs=3, engine="inference")
+    assert result.median_ms > 0 and result.device.endswith("/inference")
