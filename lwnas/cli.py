@@ -143,6 +143,73 @@ def cmd_latency(args):
         print(f"spread of medians across repeats: {100 * (max(medians) - min(medians)) / min(medians):.1f}%")
 
 
+def cmd_train(args):
+    from pathlib import Path
+
+    from .retrain import resolve_arch, train_run
+    from .train import TrainConfig, set_device
+
+    spec = resolve_arch(args.arch, args.storage, args.runs_dir)
+    data = {}
+    if args.config:
+        from .spec import read_yaml_mapping
+
+        data = read_yaml_mapping(args.config).get("train", {})
+    small = args.data == "synthetic" or args.data.endswith((".tar.gz", ".tgz", ".tar"))
+    defaults = {"epochs": 100, "resolution": 32 if small else spec.resolution, "ema_decay": 0.9998,
+                "warmup_epochs": 3.0}
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.resolution, "lr": args.lr,
+                 "optimizer": args.optimizer, "workers": args.workers, "seed": args.seed,
+                 "train_subset": args.train_subset, "val_subset": args.val_subset}
+    settings = {**defaults, **data, **{k: v for k, v in overrides.items() if v is not None}}
+    config = TrainConfig.from_dict(settings, args.config or "training settings")
+    output = Path(args.output) if args.output else Path(args.runs_dir) / check_run_name(spec.name)
+    set_device(args.device)
+    _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images)
+    print(f"done: best top-1 {max(h.top1 for h in history):.2f}%; checkpoints and logs in {output}")
+
+
+def check_run_name(name: str) -> str:
+    from .search import check_study_name
+
+    return check_study_name(name)
+
+
+def cmd_eval(args):
+    from pathlib import Path
+
+    from .retrain import evaluate_run
+    from .train import set_device
+
+    set_device(args.device)
+    result = evaluate_run(Path(args.checkpoint), args.data, args.skip_bad_images)
+    print(json.dumps(result, indent=2) if args.json else
+          f"{result['images']} images: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
+          f"loss {result['loss']:.4f}")
+
+
+def cmd_predict(args):
+    from pathlib import Path
+
+    from .retrain import predict
+
+    results = predict(Path(args.checkpoint), args.images, args.top_k)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        print(r["image"] + ": " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"]))
+
+
+def cmd_export(args):
+    from pathlib import Path
+
+    from .retrain import export
+
+    path = export(Path(args.checkpoint), Path(args.output), args.format, args.resolution)
+    print(f"exported to {path}")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -226,6 +293,50 @@ def make_parser() -> argparse.ArgumentParser:
                    help="time the dynamic-graph model, or an exported model in a Paddle Inference predictor")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_latency)
+
+    p = sub.add_parser("train", help="train a network fully, with checkpoints that resume")
+    p.add_argument("--arch", required=True, help="config name, spec YAML, or STUDY:TRIAL from a search")
+    p.add_argument("--data", default="synthetic", help="data set (see `lwnas search --help`)")
+    p.add_argument("--output", help="run folder (default RUNS_DIR/<spec name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    p.add_argument("--config", help="YAML file with a 'train:' section of training settings")
+    p.add_argument("--epochs", type=_positive_int, help="default 100")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--resolution", type=_positive_int,
+                   help="training resolution (default 32 for synthetic/CIFAR, else the spec's)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--workers", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--train-subset", type=_positive_int)
+    p.add_argument("--val-subset", type=_positive_int)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--storage", help="storage of STUDY:TRIAL (default sqlite:///RUNS_DIR/lwnas.db)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--skip-bad-images", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5 of a trained checkpoint on a data set's validation split")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    p.add_argument("--data", default="synthetic")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-bad-images", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="top-k classes of images")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=_positive_int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="re-parameterize and export for deployment")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    p.add_argument("--output", required=True, help="folder for the exported model")
+    p.add_argument("--format", choices=("paddle", "onnx"), default="paddle")
+    p.add_argument("--resolution", type=_positive_int, help="input resolution (default the spec's)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

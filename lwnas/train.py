@@ -36,6 +36,7 @@ class TrainConfig:
     val_subset: int | None = None
     workers: int = 0
     seed: int = 0
+    ema_decay: float = 0.0  # 0: no EMA; else evaluate (and export) an exponential moving average of the weights
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "training settings") -> "TrainConfig":
@@ -162,11 +163,41 @@ def evaluate(model, loader) -> tuple[float, float, float]:
     return loss_sum / max(total, 1), 100.0 * correct1 / max(total, 1), 100.0 * correct5 / max(total, 1)
 
 
+class EMA:
+    """Exponential moving average of a model's parameters and buffers (evaluated in their place)."""
+
+    def __init__(self, model, decay: float):
+        self.decay, self.updates = decay, 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, model):
+        """One step; the decay ramps up as (1 + n) / (10 + n) so short runs are not dominated by the init."""
+        import paddle
+
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        with paddle.no_grad():
+            for key, value in model.state_dict().items():
+                if paddle.is_floating_point(value):
+                    self.shadow[key] = self.shadow[key] * decay + value.detach() * (1 - decay)
+                else:
+                    self.shadow[key] = value.detach().clone()
+
+    def swap(self, model):
+        """Exchange the model's weights with the average (call twice to swap back)."""
+        current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.set_state_dict(self.shadow)
+        self.shadow = current
+
+
 def train(model, train_set, val_set, config: TrainConfig,
           on_epoch: Callable[[EpochResult], None] | None = None,
-          on_step: Callable[[int, int, float], None] | None = None) -> list[EpochResult]:
+          on_step: Callable[[int, int, float], None] | None = None,
+          resume: dict | None = None,
+          save: Callable[[dict, bool], None] | None = None) -> list[EpochResult]:
     """Train `model` for config.epochs; `on_epoch` sees each epoch's validation result (it may raise to stop,
-    e.g. optuna.TrialPruned); `on_step(step, steps, loss)` is for progress output."""
+    e.g. optuna.TrialPruned); `on_step(step, steps, loss)` is for progress output. `save(state, is_best)` gets
+    the full training state after every epoch, and `resume` (such a state) continues from it exactly."""
     import paddle
     import paddle.nn.functional as F
 
@@ -174,10 +205,20 @@ def train(model, train_set, val_set, config: TrainConfig,
     view, order, train_loader, val_loader = loaders(train_set, val_set, config)
     steps = len(train_loader)
     optimizer, schedule = make_optimizer(model, config, steps)
+    ema = EMA(model, config.ema_decay) if config.ema_decay else None
     use_amp = paddle.device.get_device().startswith("gpu")
     scaler = paddle.amp.GradScaler() if use_amp else None
-    history = []
-    for epoch in range(config.epochs):
+    history, start_epoch = [], 0
+    if resume is not None:
+        model.set_state_dict(resume["model"])
+        optimizer.set_state_dict(resume["optimizer"])
+        schedule.set_state_dict(resume["schedule"])
+        if ema is not None and resume.get("ema") is not None:
+            ema.shadow, ema.updates = resume["ema"], resume["ema_updates"]
+        paddle.set_rng_state(resume["rng"])
+        history = [EpochResult(**h) for h in resume["history"]]
+        start_epoch = resume["epoch"]
+    for epoch in range(start_epoch, config.epochs):
         view.epoch = order.epoch = epoch
         model.train()
         start, seen, loss_sum = time.perf_counter(), 0, 0.0
@@ -197,15 +238,28 @@ def train(model, train_set, val_set, config: TrainConfig,
                 optimizer.step()
             optimizer.clear_grad()
             schedule.step()
+            if ema is not None:
+                ema.update(model)
             seen += len(labels)
             loss_sum += value * len(labels)
             if on_step is not None:
                 on_step(step + 1, steps, value)
         elapsed = time.perf_counter() - start
+        if ema is not None:
+            ema.swap(model)
         _, top1, top5 = evaluate(model, val_loader)
+        if ema is not None:
+            ema.swap(model)
         result = EpochResult(epoch + 1, loss_sum / max(seen, 1), top1, top5, float(optimizer.get_lr()),
                              seen / max(elapsed, 1e-9), elapsed)
         history.append(result)
+        if save is not None:
+            best = top1 >= max(h.top1 for h in history)
+            save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "schedule": schedule.state_dict(), "ema": ema.shadow if ema is not None else None,
+                  "ema_updates": ema.updates if ema is not None else 0,
+                  "rng": paddle.get_rng_state(), "epoch": epoch + 1,
+                  "history": [h.__dict__ for h in history]}, best)
         if on_epoch is not None:
             on_epoch(result)
     return history

@@ -1,0 +1,200 @@
+"""`lwnas train | eval | predict | export`: full training of a found (or named) network with checkpoints
+that resume exactly, and the deployable forms of the result.
+
+A run folder holds spec.yaml, classes.json, config.json, metrics.jsonl / metrics.csv and the checkpoints
+(lwnas.checkpoint). Checkpoints carry the spec, arch hash and class names, so nothing else is needed to
+evaluate, predict with or export a trained model.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from . import checkpoint
+from .errors import LwnasError
+from .search import check_study_name
+from .spec import ArchSpec
+from .train import TrainConfig
+
+
+def resolve_arch(arch: str, storage: str | None = None, runs_dir: str = "runs") -> ArchSpec:
+    """A config name, a spec YAML, or STUDY:TRIAL (a trained trial of a search study)."""
+    from .configs import resolve
+
+    if ":" in arch and not arch.endswith((".yaml", ".yml")) and "/" not in arch.split(":")[0]:
+        study_name, _, number = arch.rpartition(":")
+        if not number.isdigit():
+            raise LwnasError(f"--arch {arch!r}: expected STUDY:TRIAL with a trial number, e.g. micro-12M-synthetic-acc:3")
+        import optuna
+
+        from .search import SearchSettings, open_storage, storage_url
+
+        check_study_name(study_name)
+        url = storage or storage_url(SearchSettings(runs_dir=runs_dir))
+        try:
+            study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+        except KeyError:
+            raise LwnasError(f"no study {study_name!r} in the storage (see `lwnas runs`)") from None
+        trials = [t for t in study.get_trials(deepcopy=False) if t.number == int(number)]
+        if not trials or "spec" not in trials[0].user_attrs:
+            raise LwnasError(f"study {study_name!r} has no trained trial {number}")
+        return ArchSpec.from_yaml(trials[0].user_attrs["spec"], f"{study_name}:{number}")
+    return resolve(arch)
+
+
+def _write_logs(folder: Path, result):
+    row = result.__dict__
+    with open(folder / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    new = not (folder / "metrics.csv").exists()
+    with open(folder / "metrics.csv", "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _visualdl(folder: Path):
+    try:
+        from visualdl import LogWriter
+    except ImportError:
+        return None
+    return LogWriter(logdir=str(folder / "visualdl"))
+
+
+def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resume: bool = False,
+              skip_bad: bool = False, stream=sys.stdout):
+    from . import data as datasets
+    from .build import build
+    from .train import seed_everything, train
+
+    state = checkpoint.load_latest(output, warn=lambda m: print(m, file=sys.stderr)) if output.exists() else None
+    if state is not None and not resume:
+        raise LwnasError(f"{output} already holds a training run; pass --resume to continue it or choose "
+                         f"another --output")
+    if resume and state is None:
+        raise LwnasError(f"nothing to resume in {output}: no checkpoint there")
+    if state is not None:
+        if state["arch_hash"] != spec.arch_hash:
+            raise LwnasError(f"{output} holds a run of another architecture ({state['arch_hash']}, asked "
+                             f"{spec.arch_hash}); choose another --output")
+        config = TrainConfig.from_dict(state["config"])
+    train_set = datasets.load(data, "train", config.resolution, skip_bad=skip_bad, seed=config.seed)
+    val_set = datasets.load(data, "val", config.resolution, skip_bad=skip_bad, seed=config.seed)
+    train_set, val_set = train_set.subset(config.train_subset, config.seed), val_set.subset(config.val_subset,
+                                                                                          config.seed)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "spec.yaml").write_text(spec.to_yaml())
+    (output / "classes.json").write_text(json.dumps(train_set.classes))
+    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    seed_everything(config.seed)
+    model = build(spec, len(train_set.classes))
+    identity = {"spec": spec.to_yaml(), "arch_hash": spec.arch_hash, "classes": train_set.classes,
+                "config": config.to_dict()}
+    writer = _visualdl(output)
+    tty = stream.isatty()
+
+    def on_step(step, steps, loss):
+        if tty:
+            done = int(30 * step / steps)
+            stream.write(f"\r  [{'#' * done}{'.' * (30 - done)}] {step}/{steps} loss {loss:.3f}")
+            stream.flush()
+
+    def on_epoch(result):
+        _write_logs(output, result)
+        if writer is not None:
+            for key in ("loss", "top1", "top5", "lr", "images_per_s"):
+                writer.add_scalar(key, getattr(result, key), result.epoch)
+        stream.write(f"{chr(13) if tty else ''}epoch {result.epoch}/{config.epochs}: loss {result.loss:.4f} "
+                     f"top-1 {result.top1:.2f}% top-5 {result.top5:.2f}% lr {result.lr:.5f} "
+                     f"{result.images_per_s:.0f} img/s\n")
+        stream.flush()
+
+    if state is not None:
+        stream.write(f"resuming {output} after epoch {state['epoch']} of {config.epochs}, with the run's stored "
+                     f"settings (config.json)\n")
+    history = train(model, train_set, val_set, config, on_epoch=on_epoch, on_step=on_step, resume=state,
+                    save=lambda s, best: checkpoint.save(output, {**s, **identity}, best))
+    return model, history
+
+
+def load_trained(path: Path):
+    """(model in eval mode with the EMA weights when there are any, checkpoint state) from a checkpoint file
+    or a run folder (its best checkpoint, else its last)."""
+    from .build import build
+
+    if path.is_dir():
+        path = path / checkpoint.BEST if (path / checkpoint.BEST).exists() else path / checkpoint.LAST
+    state = checkpoint.load(path)
+    spec = ArchSpec.from_yaml(state["spec"], str(path))
+    model = build(spec, len(state["classes"]))
+    model.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    model.eval()
+    return model, state, spec
+
+
+def evaluate_run(path: Path, data: str, skip_bad: bool = False) -> dict:
+    from . import data as datasets
+    from .train import evaluate, loaders
+
+    model, state, spec = load_trained(path)
+    config = TrainConfig.from_dict(state["config"])
+    val_set = datasets.load(data, "val", config.resolution, skip_bad=skip_bad, seed=config.seed)
+    if len(val_set.classes) != len(state["classes"]):
+        raise LwnasError(f"the data set has {len(val_set.classes)} classes, the model {len(state['classes'])}")
+    _, _, _, loader = loaders(val_set, val_set, config)
+    loss, top1, top5 = evaluate(model, loader)
+    return {"arch_hash": spec.arch_hash, "images": len(val_set), "loss": loss, "top1": top1, "top5": top5}
+
+
+def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:
+    import numpy as np
+    import paddle
+    from PIL import Image
+
+    from .data import Augmented, ImageSet, _square
+
+    model, state, _ = load_trained(path)
+    resolution = state["config"]["resolution"]
+    results = []
+    for image in images:
+        try:
+            with Image.open(image) as img:
+                array = _square(img.convert("RGB"), round(resolution / 0.875))
+        except (OSError, ValueError) as err:
+            raise LwnasError(f"{image}: unreadable image ({type(err).__name__})") from None
+        x, _ = Augmented(ImageSet(array[None], np.zeros(1, np.int64), state["classes"]), resolution, False)[0]
+        with paddle.no_grad():
+            probs = paddle.nn.functional.softmax(model(paddle.to_tensor(x[None])), axis=1).numpy()[0]
+        best = np.argsort(-probs)[:top_k]
+        results.append({"image": image, "top": [{"class": state["classes"][i], "index": int(i),
+                                                 "probability": float(probs[i])} for i in best]})
+    return results
+
+
+def export(path: Path, output: Path, fmt: str = "paddle", resolution: int | None = None) -> Path:
+    """Re-parameterize and save for deployment: Paddle inference model (paddle.jit.save) or ONNX."""
+    import paddle
+
+    from .latency import deployable
+
+    model, state, spec = load_trained(path)
+    model = deployable(model)
+    res = resolution or spec.resolution
+    output.mkdir(parents=True, exist_ok=True)
+    input_spec = [paddle.static.InputSpec([None, spec.in_channels, res, res], "float32", "x")]
+    (output / "classes.json").write_text(json.dumps(state["classes"]))
+    (output / "spec.yaml").write_text(spec.to_yaml())
+    if fmt == "paddle":
+        paddle.jit.save(model, str(output / "model"), input_spec=input_spec)
+        return output / "model"
+    if fmt == "onnx":
+        try:
+            import paddle2onnx  # noqa: F401
+        except ImportError:
+            raise LwnasError("ONNX export needs paddle2onnx: pip install 'lwnas[onnx]'") from None
+        paddle.onnx.export(model, str(output / "model"), input_spec=input_spec, opset_version=13)
+        return output / "model.onnx"
+    raise LwnasError(f"unknown export format {fmt!r}; expected paddle or onnx")

@@ -1,0 +1,122 @@
+"""Full training: kill -9 after epoch 1 and --resume reaches the same weights as an uninterrupted run;
+corrupt checkpoints fall back or fail clearly; export round trip; eval and predict."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+import yaml
+from PIL import Image
+
+from lwnas import checkpoint
+from lwnas.errors import LwnasError
+from lwnas.retrain import load_trained
+
+from conftest import tiny_spec
+
+ARGS = ["--epochs", "3", "--train-subset", "640", "--val-subset", "64", "--batch-size", "16", "--seed", "1"]
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "lwnas.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def arch(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec([
+        {"type": "mobileone_block", "out": 32, "stride": 2, "branches": 2},
+        {"type": "micro_block", "out": 32, "expand": [1, 2], "pw1_groups": [4, 4], "pw2_groups": [4, 4],
+         "dy": [2, 2, 1]}])))
+    return str(path)
+
+
+def weights(folder):
+    state = checkpoint.load(folder / checkpoint.LAST)
+    return state["epoch"], {k: np.asarray(v) for k, v in state["model"].items()}
+
+
+def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, arch):
+    straight = run("train", "--arch", arch, "--output", "straight", *ARGS, cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+
+    worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", "train", "--arch", arch, "--output", "killed",
+                               *ARGS], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "killed" / checkpoint.LAST).exists() and time.time() < deadline:
+        assert worker.poll() is None
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    epoch, _ = weights(tmp_path / "killed")
+    assert epoch < 3
+
+    again = run("train", "--arch", arch, "--output", "killed", *ARGS, cwd=tmp_path)
+    assert again.returncode == 2 and "--resume" in again.stderr  # never overwrites a run silently
+    resumed = run("train", "--arch", arch, "--output", "killed", "--resume", *ARGS, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming killed after epoch {epoch}" in resumed.stdout
+    final_epoch, a = weights(tmp_path / "straight")
+    _, b = weights(tmp_path / "killed")
+    assert final_epoch == 3
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    logged = [json.loads(line)["epoch"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-1] == 3 and sorted(set(logged)) == [1, 2, 3]
+
+
+@pytest.fixture
+def trained(tmp_path, arch):
+    result = run("train", "--arch", arch, "--output", "run", "--epochs", "2", "--train-subset", "128",
+                 "--val-subset", "32", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "run"
+
+
+def test_corrupt_checkpoint_falls_back_then_fails_clearly(trained):
+    last, previous = trained / checkpoint.LAST, trained / checkpoint.PREVIOUS
+    last.write_bytes(last.read_bytes()[:100])
+    warnings = []
+    state = checkpoint.load_latest(trained, warn=warnings.append)
+    assert state["epoch"] == 1 and "corrupt or truncated" in warnings[0]
+    previous.write_bytes(b"garbage")
+    with pytest.raises(LwnasError, match="no readable checkpoint"):
+        checkpoint.load_latest(trained)
+    result = run("eval", "--checkpoint", str(last), cwd=trained)
+    assert result.returncode == 2 and "corrupt or truncated" in result.stderr
+
+
+def test_checkpoint_alone_is_enough(trained):
+    state = checkpoint.load(trained / checkpoint.BEST)
+    assert {"spec", "arch_hash", "classes", "config"} <= set(state)
+    result = run("eval", "--checkpoint", str(trained), "--json", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert 0 <= json.loads(result.stdout)["top1"] <= 100
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(trained / "x.png")
+    result = run("predict", "--checkpoint", str(trained), str(trained / "x.png"), "--top-k", "3", "--json",
+                 cwd=trained)
+    assert result.returncode == 0, result.stderr
+    top = json.loads(result.stdout)[0]["top"]
+    assert len(top) == 3 and top[0]["class"].startswith("class") and top[0]["probability"] >= top[1]["probability"]
+
+
+def test_export_round_trip(trained):
+    result = run("export", "--checkpoint", str(trained), "--output", "exported", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    model, _, spec = load_trained(trained)
+    from lwnas.latency import deployable
+
+    x = paddle.randn([2, 3, spec.resolution, spec.resolution])
+    expected = model(x).numpy()
+    exported = paddle.jit.load(str(trained / "exported" / "model"))
+    assert np.abs(exported(x).numpy() - expected).max() < 1e-4
+    assert np.abs(deployable(model)(x).numpy() - expected).max() < 1e-4  # re-parameterized before export
+    onnx = run("export", "--checkpoint", str(trained), "--output", "o", "--format", "onnx", cwd=trained)
+    try:
+        import paddle2onnx  # noqa: F401
+    except ImportError:
+        assert onnx.returncode == 2 and "paddle2onnx" in onnx.stderr
