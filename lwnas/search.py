@@ -80,6 +80,7 @@ def storage_url(settings: SearchSettings) -> str:
 def open_storage(url: str):
     """Optuna RDB storage with heartbeats (a dead worker's RUNNING trial is failed and retried)."""
     import optuna
+    import sqlalchemy
     import sqlalchemy.exc
 
     kwargs = {}
@@ -88,9 +89,14 @@ def open_storage(url: str):
     try:
         with warnings.catch_warnings():  # Optuna marks heartbeats experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url, engine_kwargs=kwargs, heartbeat_interval=15, grace_period=60,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        if url.startswith("sqlite"):  # WAL (persistent in the file): readers do not block the writing worker
+            sqlalchemy.event.listen(storage.engine, "connect",
+                                    lambda connection, _: connection.execute("PRAGMA journal_mode=WAL"))
+            storage.engine.dispose()
+        return storage
     except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError, ModuleNotFoundError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LwnasError(f"cannot open storage {_redact(url)}: {first[:200]}") from None

@@ -50,6 +50,10 @@ def test_search_stays_under_budget_and_stores_everything(tmp_path):
     assert "<svg" in (tmp_path / report["plot"]).read_text()
     listed = run("runs", "--json", cwd=tmp_path)
     assert json.loads(listed.stdout)[0]["completed"] == 2
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "runs" / "lwnas.db") as db:  # two local workers must not lock each other out
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_killed_search_resumes_with_finished_trials_intact(tmp_path):
