@@ -195,6 +195,9 @@ class Search:
                                         sampler=make_sampler(settings), pruner=pruner, load_if_exists=True)
         except ValueError as err:  # e.g. an existing study with other directions
             raise LwnasError(f"study {self.name!r}: {err}") from None
+        from .claims import ArchClaims
+
+        self.claims = ArchClaims(storage.engine, self.name)
         identity = {"space": settings.space, "budget": settings.budget, "data": settings.data,
                     "objective": settings.objective, "proxy": settings.proxy.to_dict()}
         stored = study.user_attrs.get("settings")
@@ -268,13 +271,15 @@ class Search:
         trial.set_user_attr("arch_hash", spec.arch_hash)
         trial.set_user_attr("madds", sample.macs)
         trial.set_constraint("over_budget", float(sample.macs - settings.budget))  # <= 0: feasible
-        same = self._trained_before(trial, spec.arch_hash)
+        same = self._owner(trial, spec.arch_hash)
         if same is not None:
             self.stats["duplicates"] += 1
             trial.set_user_attr("duplicate_of", same.number)
             for key in ("params", "latency_ms", "top1", "spec"):
                 if key in same.user_attrs:
                     trial.set_user_attr(key, same.user_attrs[key])
+            if same.state != optuna.trial.TrialState.COMPLETE:  # pruned, or still running on another worker
+                raise optuna.TrialPruned()
             return tuple(same.values) if settings.multi else same.values[0]
 
         cost = count(spec)
@@ -329,14 +334,20 @@ class Search:
 
         return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step)
 
-    @staticmethod
-    def _trained_before(trial, arch_hash: str):
+    def _owner(self, trial, arch_hash: str):
+        """None if this trial now owns `arch_hash` (claimed in the database), else the trial that does:
+        completed, pruned or still running elsewhere. A failed owner's claim is taken over."""
         import optuna
 
-        for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if other.user_attrs.get("arch_hash") == arch_hash and "duplicate_of" not in other.user_attrs:
+        while True:
+            owner = self.claims.claim(arch_hash, trial.number)
+            if owner is None or owner == trial.number:
+                return None
+            other = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == owner)
+            if other.state != optuna.trial.TrialState.FAIL:
                 return other
-        return None
+            if self.claims.take_over(arch_hash, owner, trial.number):
+                return None
 
     def _write_artifacts(self, number: int, spec, metrics: dict):
         folder = self.run_dir / f"trial_{number:04d}"
