@@ -44,3 +44,9 @@ class ArchClaims:
                 CLAIMS.c.study == self.study, CLAIMS.c.arch_hash == arch_hash,
                 CLAIMS.c.trial_number == dead_owner).values(trial_number=trial_number))
             return moved.rowcount == 1
+
+    def release(self, arch_hash: str, trial_number: int):
+        """Give up this trial's claim (it will not train the architecture after all)."""
+        with self.engine.begin() as connection:
+            connection.execute(CLAIMS.delete().where(CLAIMS.c.study == self.study, CLAIMS.c.arch_hash == arch_hash,
+                                                     CLAIMS.c.trial_number == trial_number))

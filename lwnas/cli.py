@@ -87,7 +87,7 @@ def _proxy_settings(args):
         data = read_yaml_mapping(args.proxy_config).get("proxy", {})
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.proxy_resolution,
                  "train_subset": args.train_subset, "val_subset": args.val_subset, "lr": args.lr,
-                 "workers": args.workers, "seed": args.seed}
+                 "workers": args.loader_workers, "seed": args.seed}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(data, args.proxy_config or "proxy settings")
 
@@ -101,12 +101,49 @@ def cmd_search(args):
                               trials=args.trials, data=args.data, objective=args.objective, sampler=args.sampler,
                               seed=args.seed, device=args.device, study=args.study, storage=args.storage,
                               runs_dir=args.runs_dir, shrink=not args.no_shrink, latency_runs=args.latency_runs,
-                              skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args))
+                              skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args),
+                              heartbeat_grace=args.heartbeat_grace, until_total=args.until_total)
     search = Search(settings)
+    if args.workers > 1:
+        _run_workers(search, args)
+        return
     set_device(args.device)
     search.run()
     print(f"see the results with: lwnas runs show {search.name}" +
           (f" --storage '{args.storage}'" if args.storage else ""))
+
+
+def _run_workers(search, args):
+    """Start K copies of this search on the same storage; they share one study-wide target."""
+    import os
+    import subprocess
+
+    study = search.open_study()
+    target = args.until_total or search._trained(study) + args.trials
+    argv = sys.argv[1:]
+    child = []
+    skip = False
+    for i, token in enumerate(argv):  # drop --workers N from the children's command line
+        if skip:
+            skip = False
+            continue
+        if token == "--workers":
+            skip = True
+            continue
+        if token.startswith("--workers="):
+            continue
+        child.append(token)
+    processes = []
+    for k in range(args.workers):
+        env = dict(os.environ)
+        if args.device.startswith("gpu"):
+            env["CUDA_VISIBLE_DEVICES"] = str(k)
+        processes.append(subprocess.Popen([sys.executable, "-m", "lwnas.cli", *child, "--until-total", str(target)],
+                                          env=env))
+    print(f"started {args.workers} workers on study {search.name} (target {target} trained trials)")
+    codes = [p.wait() for p in processes]
+    if any(codes):
+        raise LwnasError(f"worker exit codes {codes}; the study keeps every finished trial, run again to resume")
 
 
 def cmd_runs(args):
@@ -159,7 +196,7 @@ def cmd_train(args):
     defaults = {"epochs": 100, "resolution": 32 if small else spec.resolution, "ema_decay": 0.9998,
                 "warmup_epochs": 3.0}
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.resolution, "lr": args.lr,
-                 "optimizer": args.optimizer, "workers": args.workers, "seed": args.seed,
+                 "optimizer": args.optimizer, "workers": args.loader_workers, "seed": args.seed,
                  "train_subset": args.train_subset, "val_subset": args.val_subset}
     settings = {**defaults, **data, **{k: v for k, v in overrides.items() if v is not None}}
     config = TrainConfig.from_dict(settings, args.config or "training settings")
@@ -267,9 +304,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-subset", type=_positive_int, help="use at most this many training images")
     p.add_argument("--val-subset", type=_positive_int, help="use at most this many validation images")
     p.add_argument("--lr", type=float, help="proxy learning rate (default 0.1)")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0: in the main process)")
+    p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0: in the main process)")
     p.add_argument("--latency-runs", type=_positive_int, default=30, help="timed runs per latency measurement")
     p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) unreadable images")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="worker processes on this machine sharing the study (one GPU each with --device gpu)")
+    p.add_argument("--heartbeat-grace", type=_positive_int, default=60,
+                   help="seconds without a heartbeat before a worker's running trial is failed and retried")
+    p.add_argument("--until-total", type=_positive_int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("runs", help="list studies, or show one study's best trials / Pareto front")
@@ -306,7 +348,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="training resolution (default 32 for synthetic/CIFAR, else the spec's)")
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
-    p.add_argument("--workers", type=int)
+    p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0)")
     p.add_argument("--seed", type=int)
     p.add_argument("--train-subset", type=_positive_int)
     p.add_argument("--val-subset", type=_positive_int)

@@ -41,6 +41,8 @@ class SearchSettings:
     latency_batch: int = 1
     latency_runs: int = 30
     skip_bad_images: bool = False
+    heartbeat_grace: int = 60  # seconds without a heartbeat before a worker's trial counts as dead
+    until_total: int | None = None  # stop when the study holds this many trained trials (set for --workers)
     proxy: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -77,7 +79,7 @@ def storage_url(settings: SearchSettings) -> str:
     return f"sqlite:///{runs / 'lwnas.db'}"
 
 
-def open_storage(url: str):
+def open_storage(url: str, grace: int = 60):
     """Optuna RDB storage with heartbeats (a dead worker's RUNNING trial is failed and retried)."""
     import optuna
     import sqlalchemy
@@ -90,7 +92,7 @@ def open_storage(url: str):
         with warnings.catch_warnings():  # Optuna marks heartbeats experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=kwargs, heartbeat_interval=15, grace_period=60,
+                url, engine_kwargs=kwargs, heartbeat_interval=max(1, grace // 4), grace_period=grace,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
         if url.startswith("sqlite"):  # WAL (persistent in the file): readers do not block the writing worker
             sqlalchemy.event.listen(storage.engine, "connect",
@@ -186,7 +188,7 @@ class Search:
         import optuna
 
         settings = self.settings
-        storage = open_storage(self.url)
+        storage = open_storage(self.url, settings.heartbeat_grace)
         directions = ["maximize", "minimize"] if settings.multi else ["maximize"]
         pruner = optuna.pruners.NopPruner() if settings.multi else \
             optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)  # epoch 1 is too noisy
@@ -229,9 +231,10 @@ class Search:
                            f"space {self.space.name}, budget {human(settings.budget)} MAdds, data {settings.data} "
                            f"({len(self.train_set)} train / {len(self.val_set)} val images)")
         attempts = max(50, 30 * settings.trials)
+        self.target = settings.until_total or self._trained(study) + settings.trials
 
         def stop_when_done(study, trial):
-            if self.stats["trained"] >= settings.trials or self._attempts >= attempts:
+            if self._trained(study) >= self.target or self._attempts >= attempts:
                 study.stop()
             elif self.stats["failed"] >= max(3, settings.trials):
                 self.progress.note(f"stopping: {self.stats['failed']} trials failed (see their 'error' attribute "
@@ -241,7 +244,7 @@ class Search:
         self._attempts = 0
         study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged,),
                        gc_after_trial=True)
-        if self.stats["trained"] < settings.trials:
+        if self._trained(study) < self.target and self._attempts >= attempts:
             self.progress.note(f"stopped after {self._attempts} samples: only {self.stats['trained']} new "
                                f"architectures found (the others were duplicates or over budget)")
         s = self.stats
@@ -282,6 +285,7 @@ class Search:
                 raise optuna.TrialPruned()
             return tuple(same.values) if settings.multi else same.values[0]
 
+        self._reserve_slot(trial, spec.arch_hash)
         cost = count(spec)
         trial.set_user_attr("params", cost.params)
         trial.set_user_attr("spec", spec.to_yaml())
@@ -333,6 +337,42 @@ class Search:
         from .train import train
 
         return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step)
+
+    @staticmethod
+    def _trained(study) -> int:
+        """Trained architectures in the study, from every worker."""
+        import optuna
+
+        return sum(1 for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                   if "duplicate_of" not in t.user_attrs)
+
+    def _reserve_slot(self, trial, arch_hash: str):
+        """Train only if the study still needs trials: completed plus those reserved by lower-numbered running
+        trials must stay below the target. Waits while a dead worker's reservation may still come free."""
+        import optuna
+
+        study = trial.study
+        trial.set_user_attr("training", True)
+        waited = False
+        while True:
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            ahead = sum(1 for t in running if t.user_attrs.get("training") and t.number < trial.number)
+            done = self._trained(study)
+            if done >= self.target:
+                trial.set_user_attr("training", False)
+                trial.set_user_attr("surplus", True)
+                self.claims.release(arch_hash, trial.number)
+                study.stop()
+                raise optuna.TrialPruned()
+            if done + ahead < self.target:
+                return
+            if not waited:
+                self.progress.note(f"trial {trial.number} waits: running trials of other workers may complete the "
+                                   f"study (a dead worker's trial is failed after {self.settings.heartbeat_grace} s "
+                                   f"without heartbeat)")
+                waited = True
+            time.sleep(1)
+            optuna.storages.fail_stale_trials(study)
 
     def _owner(self, trial, arch_hash: str):
         """None if this trial now owns `arch_hash` (claimed in the database), else the trial that does:

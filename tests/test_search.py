@@ -13,7 +13,8 @@ import pytest
 from lwnas.search import Search, SearchSettings
 from lwnas.train import TrainConfig
 
-FAST = ["--epochs", "1", "--train-subset", "160", "--val-subset", "80", "--latency-runs", "3"]
+FAST = ["--epochs", "1", "--train-subset", "160", "--val-subset", "80", "--latency-runs", "3",
+        "--heartbeat-grace", "8"]
 
 
 def run(*args, cwd):
