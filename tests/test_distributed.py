@@ -1,0 +1,106 @@
+"""Several workers on one study: a throw-away PostgreSQL server on loopback (started here) with 3 workers,
+and SQLite with 2; one worker is killed with SIGKILL mid-trial. Asserted: the requested number of trained
+trials, no architecture trained twice, nothing left RUNNING, every completed trial's data intact."""
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+ARGS = ["search", "--flops-budget", "12M", "--seed", "0", "--study", "shared", "--epochs", "2",
+        "--train-subset", "320", "--val-subset", "64", "--latency-runs", "3", "--heartbeat-grace", "6"]
+TOTAL = 5
+
+
+def _pg(name):
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]
+    if not found:
+        pytest.fail(f"PostgreSQL's {name} is not installed (Debian package 'postgresql'; .ci/run installs it)")
+    return found if isinstance(found, str) else found[0]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    import pathlib
+    import tempfile
+
+    base = pathlib.Path(tempfile.mkdtemp(prefix="lwnas-pg-"))  # directly under /tmp: the server's user can reach it
+    as_user = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+        os.chmod(base, 0o777)
+    data = base / "data"
+    subprocess.run([*as_user, _pg("initdb"), "-D", str(data), "-A", "trust", "-U", "lwnas"], check=True,
+                   capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_user, _pg("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o",
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    yield f"postgresql+psycopg2://lwnas@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_user, _pg("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _worker(cwd, storage, *extra):
+    return subprocess.Popen([sys.executable, "-m", "lwnas.cli", *ARGS, "--storage", storage, *extra], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _kill_one_mid_trial(worker, storage):
+    """SIGKILL `worker` once some trial of the study is training."""
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="shared", storage=storage)
+        except KeyError:
+            continue
+        if any(t.user_attrs.get("training") for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))):
+            break
+    time.sleep(1.5)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+
+def _check(storage):
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials()
+    assert not [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    trained = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    assert len(trained) == TOTAL
+    hashes = [t.user_attrs["arch_hash"] for t in trained]
+    assert len(set(hashes)) == len(hashes)
+    for t in trained:
+        assert t.values[0] == t.user_attrs["top1"] and t.user_attrs["madds"] <= 12_000_000
+        assert {"spec", "params", "latency_ms", "history"} <= set(t.user_attrs)
+        assert len(t.user_attrs["history"]) == 2
+    return study
+
+
+def test_three_workers_on_postgresql_with_one_killed(tmp_path, postgres):
+    wait = subprocess.run([sys.executable, "-c", f"from lwnas.search import open_storage; "
+                           f"open_storage({postgres!r})"], capture_output=True, text=True)  # create tables once
+    assert wait.returncode == 0, wait.stderr
+    workers = [_worker(tmp_path, postgres, "--until-total", str(TOTAL)) for _ in range(3)]
+    _kill_one_mid_trial(workers[0], postgres)
+    for w in workers[1:]:
+        out, _ = w.communicate(timeout=500)
+        assert w.returncode == 0, out
+    _check(postgres)
+
+
+def test_two_local_workers_on_sqlite(tmp_path):
+    storage = f"sqlite:///{tmp_path}/shared.db"
+    runner = _worker(tmp_path, storage, "--trials", str(TOTAL), "--workers", "2")
+    out, _ = runner.communicate(timeout=500)
+    assert runner.returncode == 0, out
+    assert "started 2 workers" in out and "database is locked" not in out
+    _check(storage)
