@@ -218,12 +218,12 @@ class Search:
 
         settings = self.settings
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = self.open_study()
-        proxy = settings.proxy
+        proxy = settings.proxy  # data first: a bad data path must not create a study
         self.train_set = datasets.load(settings.data, "train", proxy.resolution, skip_bad=settings.skip_bad_images,
                                        seed=proxy.seed).subset(proxy.train_subset, proxy.seed)
         self.val_set = datasets.load(settings.data, "val", proxy.resolution, skip_bad=settings.skip_bad_images,
                                      seed=proxy.seed).subset(proxy.val_subset, proxy.seed)
+        study = self.open_study()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress or Progress(settings.trials)
         before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))

@@ -78,3 +78,58 @@ def test_latency_command_reports_median_and_spread():
     assert all(m["median_ms"] > 0 and m["iqr_ms"] >= 0 and m["runs"] == 5 for m in measurements)
     bad = run("latency", "shufflenet_v2_x0_5", "--device", "tpu")
     assert bad.returncode == 2 and "unknown device 'tpu'" in bad.stderr
+
+
+HOSTILE = "name: !!python/object/apply:os.system ['touch pwned']\nresolution: 224\n"
+
+
+def _bad_inputs(tmp_path):
+    (tmp_path / "hostile.yaml").write_text(HOSTILE)
+    (tmp_path / "broken.yaml").write_text("proxy: [\n")
+    (tmp_path / "a_file").write_text("")
+    base = ["search", "--epochs", "1", "--train-subset", "64", "--val-subset", "32", "--latency-runs", "2"]
+    return [
+        (base + ["--flops-budget", "12X"], "invalid --flops-budget '12X'"),
+        (base + ["--flops-budget=-5M"], "invalid --flops-budget"),
+        (base + ["--flops-budget", "0"], "invalid --flops-budget"),
+        (base + ["--flops-budget", ""], "invalid --flops-budget"),
+        (base + ["--flops-budget", "12M", "--space", "nano"], "unknown search space 'nano'"),
+        (base + ["--flops-budget", "12M", "--space", "hostile.yaml"], "hostile.yaml"),
+        (base + ["--flops-budget", "12M", "--proxy-config", "broken.yaml"], "broken.yaml: malformed YAML"),
+        (base + ["--flops-budget", "12M", "--data", "missing/"], "data set not found: missing/"),
+        (base + ["--flops-budget", "12M", "--runs-dir", "a_file/runs"], "is not writable"),
+        (base + ["--flops-budget", "12M", "--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"],
+         "cannot open storage"),
+        (base + ["--flops-budget", "12M", "--storage", "nosuchdb://x"], "cannot open storage"),
+        (base + ["--flops-budget", "12M", "--study", "../../etc"], "invalid study name"),
+        (base + ["--flops-budget", "20M"], "created with other settings"),  # same study name, other budget
+        (["count", "micronet_m9"], "unknown config 'micronet_m9'; did you mean"),
+        (["count", "hostile.yaml"], "hostile.yaml"),
+        (["runs", "show", "../x"], "invalid study name"),
+        (["runs", "show", "nosuchstudy"], "no study 'nosuchstudy'"),
+        (["train", "--arch", "nosuchstudy:3"], "no study 'nosuchstudy'"),
+        (["eval", "--checkpoint", "nowhere.pdckpt"], "checkpoint not found"),
+    ]
+
+
+def test_bad_input_table_leaves_the_study_untouched(tmp_path):
+    import optuna
+
+    made = run("search", "--flops-budget", "12M", "--trials", "1", "--study", "keep", "--epochs", "1",
+               "--train-subset", "64", "--val-subset", "32", "--latency-runs", "2", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+
+    def snapshot():
+        study = optuna.load_study(study_name="keep", storage=f"sqlite:///{tmp_path}/runs/lwnas.db")
+        return [(t.number, t.state, t.values, t.user_attrs) for t in study.get_trials()]
+
+    before = snapshot()
+    for args, message in _bad_inputs(tmp_path):
+        if args[0] == "search" and "--study" not in args:
+            args = args + ["--study", "keep"]
+        result = run(*args, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr)
+        assert "Traceback" not in result.stderr and "pw@" not in result.stderr
+    assert snapshot() == before
+    assert not (tmp_path / "pwned").exists()
