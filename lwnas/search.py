@@ -247,6 +247,7 @@ class Search:
         if self._trained(study) < self.target and self._attempts >= attempts:
             self.progress.note(f"stopped after {self._attempts} samples: only {self.stats['trained']} new "
                                f"architectures found (the others were duplicates or over budget)")
+        self._settle(study)
         s = self.stats
         self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} duplicate architectures reused, "
                            f"{s['rejected']} samples rejected over budget, {s['pruned']} pruned, "
@@ -295,6 +296,7 @@ class Search:
         model = build(spec, len(self.train_set.classes))
         epochs = settings.proxy.epochs
         current = {"epoch": 1}
+        epochs_seen = []
 
         def on_step(step, steps, loss):
             progress.step(current["epoch"], epochs, step, steps, loss)
@@ -302,7 +304,8 @@ class Search:
         def on_epoch(result):
             current["epoch"] = result.epoch + 1
             progress.epoch(result.epoch, epochs, result.top1, result.loss)
-            trial.set_user_attr("history", trial.user_attrs.get("history", []) + [result.__dict__])
+            epochs_seen.append(result.__dict__)  # fresh per attempt: a retried trial inherits the dead one's attrs
+            trial.set_user_attr("history", epochs_seen)
             if not settings.multi:
                 trial.report(result.top1, result.epoch)
                 if trial.should_prune():
@@ -337,6 +340,18 @@ class Search:
         from .train import train
 
         return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step)
+
+    def _settle(self, study):
+        """Before leaving, wait (at most a heartbeat grace period and a bit) until no trial is left RUNNING:
+        live workers finish theirs, a dead worker's trial is marked failed, so nothing stays RUNNING forever."""
+        import optuna
+
+        deadline = time.time() + 1.5 * self.settings.heartbeat_grace
+        while time.time() < deadline:
+            optuna.storages.fail_stale_trials(study)
+            if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                return
+            time.sleep(1)
 
     @staticmethod
     def _trained(study) -> int:

@@ -97,7 +97,17 @@ def test_three_workers_on_postgresql_with_one_killed(tmp_path, postgres):
     _check(postgres)
 
 
-def test_two_local_workers_on_sqlite(tmp_path):
+def test_two_workers_on_sqlite_with_one_killed(tmp_path):
+    storage = f"sqlite:///{tmp_path}/shared.db"
+    workers = [_worker(tmp_path, storage, "--until-total", str(TOTAL)) for _ in range(2)]
+    _kill_one_mid_trial(workers[0], storage)
+    out, _ = workers[1].communicate(timeout=500)
+    assert workers[1].returncode == 0, out
+    assert "database is locked" not in out
+    _check(storage)
+
+
+def test_workers_option_starts_local_workers(tmp_path):
     storage = f"sqlite:///{tmp_path}/shared.db"
     runner = _worker(tmp_path, storage, "--trials", str(TOTAL), "--workers", "2")
     out, _ = runner.communicate(timeout=500)
