@@ -68,7 +68,7 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
               skip_bad: bool = False, stream=sys.stdout):
     from . import data as datasets
     from .build import build
-    from .train import seed_everything, train
+    from .train import distributed, seed_everything, train
 
     state = checkpoint.load_latest(output, warn=lambda m: print(m, file=sys.stderr)) if output.exists() else None
     if state is not None and not resume:
@@ -85,15 +85,17 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
     val_set = datasets.load(data, "val", config.resolution, skip_bad=skip_bad, seed=config.seed)
     train_set, val_set = train_set.subset(config.train_subset, config.seed), val_set.subset(config.val_subset,
                                                                                           config.seed)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "spec.yaml").write_text(spec.to_yaml())
-    (output / "classes.json").write_text(json.dumps(train_set.classes))
-    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    writer_process = distributed()[0] == 0  # under paddle.distributed.launch only rank 0 writes files
+    if writer_process:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "spec.yaml").write_text(spec.to_yaml())
+        (output / "classes.json").write_text(json.dumps(train_set.classes))
+        (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     seed_everything(config.seed)
     model = build(spec, len(train_set.classes))
     identity = {"spec": spec.to_yaml(), "arch_hash": spec.arch_hash, "classes": train_set.classes,
                 "config": config.to_dict()}
-    writer = _visualdl(output)
+    writer = _visualdl(output) if writer_process else None
     tty = stream.isatty()
 
     def on_step(step, steps, loss):
@@ -103,7 +105,8 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
             stream.flush()
 
     def on_epoch(result):
-        _write_logs(output, result)
+        if writer_process:
+            _write_logs(output, result)
         if writer is not None:
             for key in ("loss", "top1", "top5", "lr", "images_per_s"):
                 writer.add_scalar(key, getattr(result, key), result.epoch)

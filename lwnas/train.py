@@ -116,16 +116,25 @@ def make_optimizer(model, config: TrainConfig, steps_per_epoch: int):
 
 
 class _EpochOrder:
-    """Sampler whose order depends only on (seed, epoch): a resumed run sees the same batches."""
+    """Sampler whose order depends only on (seed, epoch): a resumed run sees the same batches. Under
+    paddle.distributed.launch each of the `world` processes takes every world-th index of that order."""
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.epoch, self.rank, self.world = n, seed, 0, rank, world
 
     def __iter__(self):
-        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.n).tolist())
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        return iter(order[self.rank::self.world].tolist())
 
     def __len__(self):
-        return self.n
+        return len(range(self.rank, self.n, self.world))
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); more than one process when started by paddle.distributed.launch."""
+    import paddle.distributed as dist
+
+    return dist.get_rank(), dist.get_world_size()
 
 
 def loaders(train_set, val_set, config: TrainConfig):
@@ -134,7 +143,7 @@ def loaders(train_set, val_set, config: TrainConfig):
     from .data import Augmented
 
     train_view = Augmented(train_set, config.resolution, train=True, seed=config.seed)
-    order = _EpochOrder(len(train_set), config.seed)
+    order = _EpochOrder(len(train_set), config.seed, *distributed())
     batches = paddle.io.BatchSampler(sampler=order, batch_size=config.batch_size, drop_last=False)
     train_loader = paddle.io.DataLoader(train_view, batch_sampler=batches, num_workers=config.workers)
     val_loader = paddle.io.DataLoader(Augmented(val_set, config.resolution, train=False),
@@ -202,6 +211,11 @@ def train(model, train_set, val_set, config: TrainConfig,
     import paddle.nn.functional as F
 
     seed_everything(config.seed)
+    rank, world = distributed()
+    net = model
+    if world > 1:  # multi-GPU: gradients averaged across the processes paddle.distributed.launch started
+        paddle.distributed.init_parallel_env()
+        net = paddle.DataParallel(model)
     view, order, train_loader, val_loader = loaders(train_set, val_set, config)
     steps = len(train_loader)
     optimizer, schedule = make_optimizer(model, config, steps)
@@ -224,7 +238,7 @@ def train(model, train_set, val_set, config: TrainConfig,
         start, seen, loss_sum = time.perf_counter(), 0, 0.0
         for step, (images, labels) in enumerate(train_loader):
             with paddle.amp.auto_cast(enable=use_amp):
-                logits = model(images)
+                logits = net(images)
                 loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
             value = float(loss)
             if not math.isfinite(value):
@@ -253,7 +267,7 @@ def train(model, train_set, val_set, config: TrainConfig,
         result = EpochResult(epoch + 1, loss_sum / max(seen, 1), top1, top5, float(optimizer.get_lr()),
                              seen / max(elapsed, 1e-9), elapsed)
         history.append(result)
-        if save is not None:
+        if save is not None and rank == 0:  # one writer
             best = top1 >= max(h.top1 for h in history)
             save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   "schedule": schedule.state_dict(), "ema": ema.shadow if ema is not None else None,

@@ -120,3 +120,18 @@ def test_export_round_trip(trained):
         import paddle2onnx  # noqa: F401
     except ImportError:
         assert onnx.returncode == 2 and "paddle2onnx" in onnx.stderr
+
+
+def test_two_process_data_parallel_training(tmp_path, arch):
+    """paddle.distributed.launch with 2 CPU processes (gloo): one writer, one log line per epoch."""
+    import shutil
+
+    lwnas_bin = shutil.which("lwnas") or str(__import__("pathlib").Path(sys.executable).parent / "lwnas")
+    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", "launch_logs", lwnas_bin, "train", "--arch", arch, "--output", "dp",
+                             "--epochs", "2", "--train-subset", "128", "--val-subset", "32"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = (tmp_path / "dp" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert checkpoint.load(tmp_path / "dp" / checkpoint.LAST)["epoch"] == 2
