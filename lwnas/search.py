@@ -104,6 +104,15 @@ def open_storage(url: str, grace: int = 60):
         raise LwnasError(f"cannot open storage {_redact(url)}: {first[:200]}") from None
 
 
+def _fail_stale(study):
+    """Mark trials of dead workers (no heartbeat within the grace period) failed; Optuna calls this experimental."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
@@ -348,7 +357,7 @@ class Search:
 
         deadline = time.time() + 1.5 * self.settings.heartbeat_grace
         while time.time() < deadline:
-            optuna.storages.fail_stale_trials(study)
+            _fail_stale(study)
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return
             time.sleep(1)
@@ -387,7 +396,7 @@ class Search:
                                    f"without heartbeat)")
                 waited = True
             time.sleep(1)
-            optuna.storages.fail_stale_trials(study)
+            _fail_stale(study)
 
     def _owner(self, trial, arch_hash: str):
         """None if this trial now owns `arch_hash` (claimed in the database), else the trial that does:
