@@ -85,7 +85,7 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     _print_table([{**r, "madds": human(r["madds"]), "params": human(r["params"]), "top1": f"{r['top1']:.1f}",
                    "latency_ms": f"{r['latency_ms']:.2f}"} for r in rows],
                  ["trial", "arch_hash", "madds", "params", "top1", "latency_ms"])
-    print(f"specs written to {out / 'front'}/ (read them with `lwnas show FILE.yaml`); plot: {plot}")
+    print(f"specs written to {out / 'front'}/ (train one with `lwnas train --arch FILE.yaml`); plot: {plot}")
 
 
 def write_front(folder: Path, trials) -> list[Path]:
