@@ -19,13 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .blocks import BLOCKS
 from .blocks.registry import REQUIRED
 from .cost import Tally
 from .errors import LwnasError, SpecError
-from .spec import ArchSpec, BlockSpec, StageSpec, _coerce
+from .spec import ArchSpec, BlockSpec, StageSpec, _coerce, parse_yaml
 
 # parameters whose smaller choices give a cheaper block: the budget shrinker lowers them
 SHRINKABLE = ("out", "expand", "hidden", "mlp_ratio")
@@ -380,13 +378,7 @@ def get_space(name_or_path: str | Path) -> SearchSpace:
 
 @lru_cache(maxsize=None)
 def _load_space(path: str, mtime: float) -> SearchSpace:
-    text = Path(path).read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise SpecError(path, f"malformed YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    data = parse_yaml(Path(path).read_text(), path)
     try:
         return space_from_dict(data, path)
     except SpecError as err:

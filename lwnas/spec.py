@@ -173,27 +173,28 @@ class ArchSpec:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> "ArchSpec":
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise SpecError(source, f"malformed YAML{where}: {problem}") from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_yaml(text, source), source)
 
 
-def read_yaml_mapping(path: str | Path) -> dict:
-    """A YAML file that must hold a mapping, read with yaml.safe_load; errors name the file and line."""
-    path = Path(path)
+def parse_yaml(text: str, source: str) -> Any:
+    """yaml.safe_load (no tags that build Python objects); a syntax error names `source`, line and column."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise SpecError(str(path), f"cannot read file: {err.strerror}") from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise SpecError(str(path), f"malformed YAML{where}: {getattr(err, 'problem', None) or err}") from None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(source, f"malformed YAML{where}: {problem}") from None
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file that must hold a mapping; errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError(str(path), f"cannot read file: {err.strerror}") from None
+    data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise SpecError(str(path), "expected a YAML mapping")
     return data
