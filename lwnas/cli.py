@@ -4,14 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from .budget import human
 from .errors import LwnasError
-
-
-def _human(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
 
 
 def _print_table(rows: list[dict], columns: list[str]):
@@ -37,7 +32,7 @@ def cmd_configs(args):
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    _print_table([{**r, "madds": _human(r["madds"]), "params": _human(r["params"]),
+    _print_table([{**r, "madds": human(r["madds"]), "params": human(r["params"]),
                    "published_top1": r["published_top1"] if r["published_top1"] is not None else "-"} for r in rows],
                  ["name", "family", "resolution", "madds", "params", "published_top1"])
 
@@ -53,8 +48,8 @@ def cmd_count(args):
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        extra = f" ({_human(cost.train_params)} before re-parameterization)" if cost.train_params != cost.params else ""
-        print(f"{spec.name} @ {result['resolution']}: {_human(cost.macs)} MAdds, {_human(cost.params)} params{extra}")
+        extra = f" ({human(cost.train_params)} before re-parameterization)" if cost.train_params != cost.params else ""
+        print(f"{spec.name} @ {result['resolution']}: {human(cost.macs)} MAdds, {human(cost.params)} params{extra}")
 
 
 def cmd_show(args):
@@ -72,9 +67,9 @@ def cmd_show(args):
     print(spec.to_yaml())
     print(f"# arch hash {spec.arch_hash}")
     _print_table([{"layer": r.path, "type": r.type, "in": "x".join(map(str, r.in_shape)),
-                   "out": "x".join(map(str, r.out_shape)), "madds": _human(r.macs), "params": _human(r.params)}
+                   "out": "x".join(map(str, r.out_shape)), "madds": human(r.macs), "params": human(r.params)}
                   for r in rows], ["layer", "type", "in", "out", "madds", "params"])
-    print(f"total: {_human(sum(r.macs for r in rows))} MAdds, {_human(sum(r.params for r in rows))} params")
+    print(f"total: {human(sum(r.macs for r in rows))} MAdds, {human(sum(r.params for r in rows))} params")
 
 
 def _proxy_settings(args):
@@ -184,6 +179,7 @@ def cmd_train(args):
     from pathlib import Path
 
     from .retrain import resolve_arch, train_run
+    from .search import check_study_name
     from .train import TrainConfig, set_device
 
     spec = resolve_arch(args.arch, args.storage, args.runs_dir)
@@ -200,16 +196,10 @@ def cmd_train(args):
                  "train_subset": args.train_subset, "val_subset": args.val_subset}
     settings = {**defaults, **data, **{k: v for k, v in overrides.items() if v is not None}}
     config = TrainConfig.from_dict(settings, args.config or "training settings")
-    output = Path(args.output) if args.output else Path(args.runs_dir) / check_run_name(spec.name)
+    output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
     set_device(args.device)
     _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images)
     print(f"done: best top-1 {max(h.top1 for h in history):.2f}%; checkpoints and logs in {output}")
-
-
-def check_run_name(name: str) -> str:
-    from .search import check_study_name
-
-    return check_study_name(name)
 
 
 def cmd_eval(args):
