@@ -8,18 +8,14 @@ from pathlib import Path
 
 from .budget import human
 from .errors import LwnasError
-from .search import SearchSettings, _redact, check_study_name, open_storage, storage_url
-
-
-def _storage(url: str | None, runs_dir: str):
-    url = url or storage_url(SearchSettings(runs_dir=runs_dir))
-    return url, open_storage(url)
+from .search import _redact, load_study, open_storage, storage_url
 
 
 def list_studies(url: str | None, runs_dir: str, as_json: bool = False):
     import optuna
 
-    url, storage = _storage(url, runs_dir)
+    url = storage_url(url, runs_dir)
+    storage = open_storage(url)
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         settings = summary.user_attrs.get("settings", {})
@@ -49,15 +45,7 @@ def front(study) -> list:
 
 
 def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False, top: int = 10):
-    import optuna
-
-    check_study_name(name)
-    url, storage = _storage(url, runs_dir)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        known = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-        raise LwnasError(f"no study {name!r} in {_redact(url)}; known: {', '.join(known) or 'none'}") from None
+    study = load_study(name, url, runs_dir)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
                 and "duplicate_of" not in t.user_attrs]
     if len(study.directions) == 1:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from . import checkpoint
 from .errors import LwnasError
-from .search import check_study_name
 from .spec import ArchSpec
 from .train import TrainConfig
 
@@ -27,16 +26,9 @@ def resolve_arch(arch: str, storage: str | None = None, runs_dir: str = "runs") 
         study_name, _, number = arch.rpartition(":")
         if not number.isdigit():
             raise LwnasError(f"--arch {arch!r}: expected STUDY:TRIAL with a trial number, e.g. micro-12M-synthetic-acc:3")
-        import optuna
+        from .search import load_study
 
-        from .search import SearchSettings, open_storage, storage_url
-
-        check_study_name(study_name)
-        url = storage or storage_url(SearchSettings(runs_dir=runs_dir))
-        try:
-            study = optuna.load_study(study_name=study_name, storage=open_storage(url))
-        except KeyError:
-            raise LwnasError(f"no study {study_name!r} in the storage (see `lwnas runs`)") from None
+        study = load_study(study_name, storage, runs_dir)
         trials = [t for t in study.get_trials(deepcopy=False) if t.number == int(number)]
         if not trials or "spec" not in trials[0].user_attrs:
             raise LwnasError(f"study {study_name!r} has no trained trial {number}")

@@ -65,10 +65,11 @@ def check_study_name(name: str) -> str:
     return name
 
 
-def storage_url(settings: SearchSettings) -> str:
-    if settings.storage:
-        return settings.storage
-    runs = Path(settings.runs_dir)
+def storage_url(storage: str | None, runs_dir: str) -> str:
+    """The --storage URL, else SQLite in the runs folder (which must be writable)."""
+    if storage:
+        return storage
+    runs = Path(runs_dir)
     try:
         runs.mkdir(parents=True, exist_ok=True)
         probe = runs / ".write-test"
@@ -111,6 +112,20 @@ def _fail_stale(study):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def load_study(name: str, storage: str | None, runs_dir: str):
+    """An existing study by name from --storage or the runs folder's SQLite file; a clear error if absent."""
+    import optuna
+
+    check_study_name(name)
+    url = storage_url(storage, runs_dir)
+    opened = open_storage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=opened)
+    except KeyError:
+        known = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+        raise LwnasError(f"no study {name!r} in {_redact(url)}; known: {', '.join(known) or 'none'}") from None
 
 
 def _redact(url: str) -> str:
@@ -188,7 +203,7 @@ class Search:
             raise LwnasError(f"budget {human(settings.budget)} MAdds is below the smallest network of space "
                              f"'{self.space.name}' ({human(smallest.macs)} MAdds at {self.space.resolution}px); "
                              f"raise --flops-budget or pick a smaller space")
-        self.url = storage_url(settings)
+        self.url = storage_url(settings.storage, settings.runs_dir)
         self.run_dir = Path(settings.runs_dir) / self.name
         self.stats = {"rejected": 0, "duplicates": 0, "failed": 0, "pruned": 0, "trained": 0}
 
