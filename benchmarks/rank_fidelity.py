@@ -13,10 +13,9 @@ warnings.filterwarnings("ignore")
 import optuna  # noqa: E402
 
 import lwnas  # noqa: E402
-from lwnas import data as datasets  # noqa: E402
 from lwnas.budget import parse_count  # noqa: E402
 from lwnas.space import get_space  # noqa: E402
-from lwnas.train import TrainConfig, seed_everything, train  # noqa: E402
+from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
 
 
 def kendall_tau(a, b):
@@ -56,8 +55,7 @@ def main():
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     proxy = TrainConfig(epochs=args.epochs, train_subset=args.train_subset, seed=args.seed)
-    train_set = datasets.load(args.data, "train", proxy.resolution).subset(args.train_subset, args.seed)
-    val_set = datasets.load(args.data, "val", proxy.resolution)
+    train_set, val_set = load_data(args.data, proxy)
     specs = diverse_specs(get_space(args.space), parse_count(args.budget), args.archs, args.seed)
     print(f"{len(specs)} architectures of '{args.space}' under {args.budget}; data {args.data} "
           f"({len(train_set)} train / {len(val_set)} val); proxy {args.epochs} epochs vs {4 * args.epochs}")

@@ -58,9 +58,8 @@ def _visualdl(folder: Path):
 
 def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resume: bool = False,
               skip_bad: bool = False, stream=sys.stdout):
-    from . import data as datasets
     from .build import build
-    from .train import distributed, seed_everything, train
+    from .train import distributed, load_data, seed_everything, train
 
     state = checkpoint.load_latest(output, warn=lambda m: print(m, file=sys.stderr)) if output.exists() else None
     if state is not None and not resume:
@@ -73,10 +72,7 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
             raise LwnasError(f"{output} holds a run of another architecture ({state['arch_hash']}, asked "
                              f"{spec.arch_hash}); choose another --output")
         config = TrainConfig.from_dict(state["config"])
-    train_set = datasets.load(data, "train", config.resolution, skip_bad=skip_bad, seed=config.seed)
-    val_set = datasets.load(data, "val", config.resolution, skip_bad=skip_bad, seed=config.seed)
-    train_set, val_set = train_set.subset(config.train_subset, config.seed), val_set.subset(config.val_subset,
-                                                                                          config.seed)
+    train_set, val_set = load_data(data, config, skip_bad)
     writer_process = distributed()[0] == 0  # under paddle.distributed.launch only rank 0 writes files
     if writer_process:
         output.mkdir(parents=True, exist_ok=True)

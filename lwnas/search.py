@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .budget import human
 from .errors import LwnasError
-from .train import TrainConfig, TrainingDiverged, seed_everything
+from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -238,15 +238,10 @@ class Search:
     def run(self, progress: Progress | None = None):
         import optuna
 
-        from . import data as datasets
-
         settings = self.settings
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        proxy = settings.proxy  # data first: a bad data path must not create a study
-        self.train_set = datasets.load(settings.data, "train", proxy.resolution, skip_bad=settings.skip_bad_images,
-                                       seed=proxy.seed).subset(proxy.train_subset, proxy.seed)
-        self.val_set = datasets.load(settings.data, "val", proxy.resolution, skip_bad=settings.skip_bad_images,
-                                     seed=proxy.seed).subset(proxy.val_subset, proxy.seed)
+        # data first: a bad data path must not create a study
+        self.train_set, self.val_set = load_data(settings.data, settings.proxy, settings.skip_bad_images)
         study = self.open_study()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress or Progress(settings.trials)

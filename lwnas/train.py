@@ -137,6 +137,15 @@ def distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def load_data(source: str, config: TrainConfig, skip_bad: bool = False):
+    """(train, val) ImageSets of `source` at the config's resolution, cut to its subset sizes."""
+    from . import data
+
+    splits = [data.load(source, split, config.resolution, skip_bad=skip_bad, seed=config.seed)
+              for split in ("train", "val")]
+    return splits[0].subset(config.train_subset, config.seed), splits[1].subset(config.val_subset, config.seed)
+
+
 def loaders(train_set, val_set, config: TrainConfig):
     import paddle
 
