@@ -98,7 +98,8 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
         if writer is not None:
             for key in ("loss", "top1", "top5", "lr", "images_per_s"):
                 writer.add_scalar(key, getattr(result, key), result.epoch)
-        stream.write(f"{chr(13) if tty else ''}epoch {result.epoch}/{config.epochs}: loss {result.loss:.4f} "
+        restart = "\r" if tty else ""  # overwrite the progress bar
+        stream.write(f"{restart}epoch {result.epoch}/{config.epochs}: loss {result.loss:.4f} "
                      f"top-1 {result.top1:.2f}% top-5 {result.top5:.2f}% lr {result.lr:.5f} "
                      f"{result.images_per_s:.0f} img/s\n")
         stream.flush()

@@ -174,8 +174,8 @@ class Progress:
             self.stream.flush()
 
     def epoch(self, epoch: int, epochs: int, top1: float, loss: float):
-        end = "\r" if self.tty else "\n"
-        self.stream.write(f"{end if self.tty else ''}{self.prefix} | epoch {epoch}/{epochs} loss {loss:.3f} "
+        restart = "\r" if self.tty else ""  # overwrite the live step line
+        self.stream.write(f"{restart}{self.prefix} | epoch {epoch}/{epochs} loss {loss:.3f} "
                           f"val top-1 {top1:.1f}% | ETA {self.eta()}\n")
         self.stream.flush()
 
