@@ -75,7 +75,6 @@ class Sample:
     spec: ArchSpec | None
     macs: int
     repaired: int  # blocks whose parameters were moved to fit their channels
-    shrink_steps: int
     reason: str = ""  # why spec is None
 
 
@@ -138,13 +137,11 @@ class SearchSpace:
         """A network from the trial's choices; with a budget, shrink it (if allowed) until it fits."""
         draft = self.suggest(trial)
         result = self.materialize(draft, num_classes, name)
-        steps = 0
         while shrink and budget is not None and result.spec is not None and result.macs > budget:
             if not _shrink(draft, self):
                 break
-            steps += 1
             result = self.materialize(draft, num_classes, name)
-        return Sample(result.spec, result.macs, result.repaired, steps, result.reason)
+        return result
 
     def materialize(self, draft: Draft, num_classes: int = 1000, name: str = "sampled") -> Sample:
         """Turn a draft into a spec, repairing blocks whose channels do not fit; counts MAdds on the way."""
@@ -160,7 +157,7 @@ class SearchSpace:
                 block, moved = _fit_block(choice, indices, stride, tally.c, num_classes if is_head else None)
                 if block is None:
                     where = "head" if is_head else f"{slot.name}[{k}]"
-                    return Sample(None, 0, repaired, 0, f"{where}: no allowed {choice.type} fits "
+                    return Sample(None, 0, repaired, f"{where}: no allowed {choice.type} fits "
                                                         f"{tally.c} input channels")
                 repaired += moved
                 args = block.kwargs
@@ -168,7 +165,7 @@ class SearchSpace:
                     args["num_classes"] = num_classes
                 BLOCKS[block.type].cost(tally, args)
                 if tally.h < 1 or tally.w < 1:
-                    return Sample(None, 0, repaired, 0, f"feature map vanishes at {slot.name}")
+                    return Sample(None, 0, repaired, f"feature map vanishes at {slot.name}")
                 row.append(block)
             built.append(row)
         n_stem = len(self.stem)
@@ -178,7 +175,7 @@ class SearchSpace:
                         stages=tuple(StageSpec(slot.name, tuple(row))
                                      for slot, row in zip(self.stages, built[n_stem:-1]) if row),
                         head=built[-1][0])
-        return Sample(spec, tally.macs, repaired, 0)
+        return Sample(spec, tally.macs, repaired)
 
     def smallest(self, num_classes: int = 1000) -> Sample:
         """A cheap network of the space: least depths, first value of every list, and per slot the block
