@@ -118,7 +118,7 @@ def _run_workers(search, args):
     argv = sys.argv[1:]
     child = []
     skip = False
-    for i, token in enumerate(argv):  # drop --workers N from the children's command line
+    for token in argv:  # drop --workers N from the children's command line
         if skip:
             skip = False
             continue
