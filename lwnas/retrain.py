@@ -15,7 +15,7 @@ from pathlib import Path
 from . import checkpoint
 from .errors import LwnasError
 from .spec import ArchSpec
-from .train import TrainConfig
+from .train import EpochResult, TrainConfig
 
 
 def resolve_arch(arch: str, storage: str | None = None, runs_dir: str = "runs") -> ArchSpec:
@@ -36,16 +36,17 @@ def resolve_arch(arch: str, storage: str | None = None, runs_dir: str = "runs") 
     return resolve(arch)
 
 
-def _write_logs(folder: Path, result):
-    row = result.__dict__
-    with open(folder / "metrics.jsonl", "a") as handle:
-        handle.write(json.dumps(row) + "\n")
-    new = not (folder / "metrics.csv").exists()
-    with open(folder / "metrics.csv", "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
+def _write_logs(folder: Path, rows: list[dict], append: bool = True):
+    """Per-epoch rows to metrics.jsonl and metrics.csv; append=False rewrites both from `rows`."""
+    mode = "a" if append else "w"
+    with open(folder / "metrics.jsonl", mode) as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    header = not append or not (folder / "metrics.csv").exists()
+    with open(folder / "metrics.csv", mode, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(EpochResult.__dataclass_fields__))
+        if header:
             writer.writeheader()
-        writer.writerow(row)
+        writer.writerows(rows)
 
 
 def _visualdl(folder: Path):
@@ -94,7 +95,7 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
 
     def on_epoch(result):
         if writer_process:
-            _write_logs(output, result)
+            _write_logs(output, [result.__dict__])
         if writer is not None:
             for key in ("loss", "top1", "top5", "lr", "images_per_s"):
                 writer.add_scalar(key, getattr(result, key), result.epoch)
@@ -107,6 +108,8 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
     if state is not None:
         stream.write(f"resuming {output} after epoch {state['epoch']} of {config.epochs}, with the run's stored "
                      f"settings (config.json)\n")
+        if writer_process:  # a kill can fall between the log and the checkpoint: the checkpoint's history rules
+            _write_logs(output, state["history"], append=False)
     history = train(model, train_set, val_set, config, on_epoch=on_epoch, on_step=on_step, resume=state,
                     save=lambda s, best: checkpoint.save(output, {**s, **identity}, best))
     return model, history
