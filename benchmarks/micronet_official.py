@@ -1,0 +1,131 @@
+"""Counts the official PyTorch MicroNet M0-M3 and compares them with lwnas' counts and the published budgets.
+
+Evidence for the MicroNet-M2 discrepancy in the README: it builds the networks from the authors' own code
+(a checkout of liyunsheng13/micronet, with the settings of its scripts/eval_micronet_m*.sh), counts every
+component with PyTorch forward hooks, and prints the totals under each counting convention one might use.
+fvcore, thop and ptflops are run as well when they are installed.
+
+Needs PyTorch next to lwnas (not a dependency of lwnas):
+    pip install torch && python benchmarks/micronet_official.py /path/to/micronet
+"""
+import argparse
+import contextlib
+import importlib
+import io
+import logging
+import sys
+from types import SimpleNamespace
+
+import lwnas
+from lwnas.published import PUBLISHED
+
+# scripts/eval_micronet_m{0..3}.sh: net config, stem channels and groups, head width, dropout, Shift-Max init.
+EVAL_SETTINGS = {
+    "micronet_m0": ("msnx_dy6_exp4_4M_221", 4, (2, 2), 640, 0.05, (1.0, 1.0), (0.0, 0.0)),
+    "micronet_m1": ("msnx_dy6_exp6_6M_221", 6, (3, 2), 960, 0.05, (1.0, 1.0), (0.0, 0.0)),
+    "micronet_m2": ("msnx_dy9_exp6_12M_221", 8, (4, 2), 1024, 0.1, (1.0, 1.0), (0.0, 0.0)),
+    "micronet_m3": ("msnx_dy12_exp6_20M_020", 12, (4, 3), 1024, 0.1, (1.0, 0.5), (0.0, 0.5)),
+}
+
+
+def official_model(modules, settings):
+    net, stem, groups, head, dropout, init_a, init_b = settings
+    ns = SimpleNamespace
+    cfg = ns(MODEL=ns(
+        MICRONETS=ns(BLOCK="DYMicroBlock", NET_CONFIG=net, STEM_CH=stem, STEM_GROUPS=list(groups), STEM_DILATION=1,
+                     STEM_MODE="spatialsepsf", OUT_CH=head, DEPTHSEP=True, POINTWISE="group", DROPOUT=dropout,
+                     SHUFFLE=True),
+        ACTIVATION=ns(MODULE="DYShiftMax", ACT_MAX=2.0, LINEARSE_BIAS=False, INIT_A_BLOCK3=[1.0, 0.0],
+                      INIT_A=list(init_a), INIT_B=list(init_b), REDUCTION=8)))
+    with contextlib.redirect_stdout(io.StringIO()):  # the official constructors print per layer
+        return modules.micronet.MicroNet(cfg).eval()
+
+
+def components(model, modules, torch):
+    """conv / FC multiply-adds, Shift-Max MLP multiply-adds, Shift-Max output elements by J, BN elements."""
+    nn = torch.nn
+    shift_max_fc = {id(fc) for m in model.modules() if isinstance(m, modules.activation.DYShiftMax)
+                    for fc in m.fc if isinstance(fc, nn.Linear)}
+    found = dict(conv=0, fc=0, shift_max_fc=0, fusion=0, shift_max_j1=0, shift_max_j2=0, bn=0)
+
+    def hook(m, inputs, out):
+        if isinstance(m, nn.Conv2d):
+            found["conv"] += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            found["shift_max_fc" if id(m) in shift_max_fc else "fc"] += m.in_features * m.out_features
+        elif isinstance(m, modules.activation.DYShiftMax):
+            j = m.exp // 2  # exp = 2J coefficients per channel
+            found[f"shift_max_j{j}"] += out.numel()
+            found["fusion"] += 2 * j * out.numel()
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            found["bn"] += out.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 224, 224))
+    for h in handles:
+        h.remove()
+    found["params"] = sum(p.numel() for p in model.parameters())
+    return found
+
+
+def third_party_counts(build, torch):
+    """Totals reported by common counting tools, where installed (each has its own convention)."""
+    x = torch.zeros(1, 3, 224, 224)
+    counts = {}
+    logging.disable(logging.WARNING)  # fvcore logs every module the forward pass skips
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.suppress(ImportError):
+            from fvcore.nn import FlopCountAnalysis
+            counts["fvcore"] = FlopCountAnalysis(build(), x).total()
+        with contextlib.suppress(ImportError):
+            import thop
+            counts["thop"] = thop.profile(build(), inputs=(x,), verbose=False)[0]
+        with contextlib.suppress(ImportError):
+            import ptflops
+            counts["ptflops"] = ptflops.get_model_complexity_info(
+                build(), (3, 224, 224), as_strings=False, print_per_layer_stat=False, backend="pytorch")[0]
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkout", help="a checkout of github.com/liyunsheng13/micronet")
+    args = parser.parse_args()
+    import torch
+
+    sys.path.insert(0, args.checkout)
+    modules = SimpleNamespace(micronet=importlib.import_module("backbone.micronet"),
+                              activation=importlib.import_module("backbone.activation"))
+    m = 1e6
+    print("official network, counted with PyTorch hooks (M):")
+    print(f"{'config':12s} {'conv+FC':>8s} {'SM-MLP':>7s} {'fusions':>7s} {'BN el.':>7s} {'params':>7s}"
+          f" | {'lwnas':>6s} {'same?':>5s} | {'published':>9s}")
+    rows = {}
+    for name, settings in EVAL_SETTINGS.items():
+        c = components(official_model(modules, settings), modules, torch)
+        ours = lwnas.count(name)
+        official_total = c["conv"] + c["fc"] + c["shift_max_fc"] + c["fusion"]
+        same = official_total == ours.macs and c["params"] == ours.params
+        rows[name] = c
+        print(f"{name:12s} {(c['conv'] + c['fc']) / m:8.3f} {c['shift_max_fc'] / m:7.3f} {c['fusion'] / m:7.3f}"
+              f" {c['bn'] / m:7.3f} {c['params'] / m:7.3f} | {ours.macs / m:6.2f} {'yes' if same else 'NO':>5s}"
+              f" | {PUBLISHED[name].madds / m:9.0f}")
+
+    conventions = {
+        "conv+FC+MLP (no fusions)": lambda c: c["conv"] + c["fc"] + c["shift_max_fc"],
+        "+ fusions, 2J per element (lwnas)": lambda c: c["conv"] + c["fc"] + c["shift_max_fc"] + c["fusion"],
+        "+ BN, 1 per element, no fusions": lambda c: c["conv"] + c["fc"] + c["shift_max_fc"] + c["bn"],
+    }
+    print("\nMAdds under each convention, and the deviation from the published budget:")
+    for label, total in conventions.items():
+        cells = [f"{total(c) / m:6.2f} ({total(c) / PUBLISHED[n].madds - 1:+6.1%})" for n, c in rows.items()]
+        print(f"{label:34s} " + "  ".join(cells))
+    for name, settings in EVAL_SETTINGS.items():
+        tools = third_party_counts(lambda: official_model(modules, settings), torch)
+        if tools:
+            print(f"{name}: " + ", ".join(f"{tool} {v / m:.2f}M" for tool, v in tools.items()))
+
+
+if __name__ == "__main__":
+    main()
