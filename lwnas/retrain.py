@@ -170,26 +170,35 @@ def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:
 
 
 def export(path: Path, output: Path, fmt: str = "paddle", resolution: int | None = None) -> Path:
-    """Re-parameterize and save for deployment: Paddle inference model (paddle.jit.save) or ONNX."""
+    """Export a trained checkpoint for deployment (see `export_model`), with its classes and spec beside it."""
+    model, state, spec = load_trained(path)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "classes.json").write_text(json.dumps(state["classes"]))
+    (output / "spec.yaml").write_text(spec.to_yaml())
+    return export_model(model, spec, output, fmt, resolution)
+
+
+def export_model(model, spec, output: Path, fmt: str = "paddle", resolution: int | None = None) -> Path:
+    """Re-parameterize and save: a Paddle inference model (paddle.jit.save) or ONNX (opset 13)."""
     import paddle
 
     from .latency import deployable
 
-    model, state, spec = load_trained(path)
+    if fmt not in ("paddle", "onnx"):
+        raise LwnasError(f"unknown export format {fmt!r}; expected paddle or onnx")
     model = deployable(model)
     res = resolution or spec.resolution
     output.mkdir(parents=True, exist_ok=True)
     input_spec = [paddle.static.InputSpec([None, spec.in_channels, res, res], "float32", "x")]
-    (output / "classes.json").write_text(json.dumps(state["classes"]))
-    (output / "spec.yaml").write_text(spec.to_yaml())
     if fmt == "paddle":
         paddle.jit.save(model, str(output / "model"), input_spec=input_spec)
         return output / "model"
-    if fmt == "onnx":
-        try:
-            import paddle2onnx  # noqa: F401
-        except ImportError:
-            raise LwnasError("ONNX export needs paddle2onnx: pip install 'lwnas[onnx]'") from None
+    try:
+        import paddle2onnx  # noqa: F401
+    except ImportError:
+        raise LwnasError("ONNX export needs paddle2onnx: pip install 'lwnas[onnx]'") from None
+    from .blocks.common import portable_shuffle
+
+    with portable_shuffle():
         paddle.onnx.export(model, str(output / "model"), input_spec=input_spec, opset_version=13)
-        return output / "model.onnx"
-    raise LwnasError(f"unknown export format {fmt!r}; expected paddle or onnx")
+    return output / "model.onnx"

@@ -1,6 +1,8 @@
 """Layers and helpers shared by several block families, plus the generic stem and head blocks."""
 from __future__ import annotations
 
+import contextlib
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -12,6 +14,29 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     """Round to the nearest multiple of `divisor`, never more than 10% down (TF MobileNet rule)."""
     new = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return new + divisor if new < 0.9 * value else new
+
+
+_portable_shuffle = False
+
+
+def shuffle_channels(x, groups: int):
+    """ShuffleNet channel shuffle. Paddle's fused op is several times faster than reshape/transpose, but
+    paddle2onnx cannot convert it (and aborts the process), so ONNX export traces the reshape form."""
+    if not _portable_shuffle:
+        return F.channel_shuffle(x, groups)
+    _, c, h, w = x.shape
+    return x.reshape([-1, groups, c // groups, h, w]).transpose([0, 2, 1, 3, 4]).reshape([-1, c, h, w])
+
+
+@contextlib.contextmanager
+def portable_shuffle():
+    """Trace channel shuffles as reshape/transpose/reshape, which every ONNX runtime supports."""
+    global _portable_shuffle
+    _portable_shuffle = True
+    try:
+        yield
+    finally:
+        _portable_shuffle = False
 
 
 def activation(name: str) -> nn.Layer:

@@ -14,12 +14,12 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .common import make_divisible
+from .common import make_divisible, shuffle_channels
 from .registry import Param, register
 
 
 def channel_shuffle(groups: int):
-    return (lambda x: F.channel_shuffle(x, groups)) if 1 < groups else None
+    return (lambda x: shuffle_channels(x, groups)) if 1 < groups else None
 
 
 class DynamicShiftMax(nn.Layer):

@@ -9,7 +9,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .common import conv_bn
+from .common import conv_bn, shuffle_channels
 from .registry import Param, register
 
 
@@ -26,7 +26,7 @@ class ShuffleV1Unit(nn.Layer):
     def forward(self, x):
         y = self.reduce(x)
         if self.groups > 1:
-            y = F.channel_shuffle(y, self.groups)
+            y = shuffle_channels(y, self.groups)
         y = self.expand(self.depthwise(y))
         if self.stride == 1:
             return F.relu(x + y)
@@ -86,7 +86,7 @@ class ShuffleV2Unit(nn.Layer):
             keep, x = paddle.split(x, 2, axis=1)
         else:
             keep = self.proj(x)
-        return F.channel_shuffle(paddle.concat([keep, self.main(x)], axis=1), 2)
+        return shuffle_channels(paddle.concat([keep, self.main(x)], axis=1), 2)
 
 
 def _v2_cost(t, a):
