@@ -1,4 +1,5 @@
 """Analytic counting: agrees exactly with hooks on the built network, and with the papers within 3%."""
+import paddle
 import pytest
 
 import lwnas
@@ -43,6 +44,15 @@ def test_counts_match_published(name):
 def test_exact_where_official_code_counts():
     # Spark001/AsymmNet checkpoints/macc.txt: "MACs (total): 216.92 million"
     assert round(lwnas.count("asymmnet_large_x1_0").macs / 1e6, 2) == 216.92
+
+
+def test_asymmnet_parameter_gap_is_the_official_summary_counting_k_not_k_squared():
+    """macc.txt lists the 3->16 3x3 stem conv with 144 weights (3*16*3): its tool counts a kxk kernel as k
+    weights. Counting our network that way gives its total, 5,991,776, exactly; the true count is ours."""
+    model = lwnas.build("asymmnet_large_x1_0")
+    overcounted = sum(w.shape[0] * w.shape[1] * (w.shape[2] * w.shape[3] - w.shape[2])
+                      for w in (layer.weight for layer in model.sublayers() if isinstance(layer, paddle.nn.Conv2D)))
+    assert lwnas.count("asymmnet_large_x1_0").params - overcounted == 5_991_776
 
 
 def test_resolution_scales_cost():
