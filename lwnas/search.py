@@ -80,8 +80,11 @@ def storage_url(storage: str | None, runs_dir: str) -> str:
     return f"sqlite:///{runs / 'lwnas.db'}"
 
 
-def open_storage(url: str, grace: int = 60):
-    """Optuna RDB storage with heartbeats (a dead worker's RUNNING trial is failed and retried)."""
+def open_storage(url: str, grace: int = 60, attempts: int = 8):
+    """Optuna RDB storage with heartbeats (a dead worker's RUNNING trial is failed and retried).
+
+    Workers started together on a fresh database race to create its tables; the losers' errors ("table
+    already exists", a duplicate schema-version row) are retried, since the winner's tables are then there."""
     import optuna
     import sqlalchemy
     import sqlalchemy.exc
@@ -89,20 +92,36 @@ def open_storage(url: str, grace: int = 60):
     kwargs = {}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
-    try:
-        with warnings.catch_warnings():  # Optuna marks heartbeats experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=kwargs, heartbeat_interval=max(1, grace // 4), grace_period=grace,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-        if url.startswith("sqlite"):  # WAL (persistent in the file): readers do not block the writing worker
-            sqlalchemy.event.listen(storage.engine, "connect",
-                                    lambda connection, _: connection.execute("PRAGMA journal_mode=WAL"))
-            storage.engine.dispose()
-        return storage
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError, ModuleNotFoundError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LwnasError(f"cannot open storage {_redact(url)}: {first[:200]}") from None
+    for attempt in range(1, attempts + 1):
+        try:
+            with warnings.catch_warnings():  # Optuna marks heartbeats experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=kwargs, heartbeat_interval=max(1, grace // 4), grace_period=grace,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+            if url.startswith("sqlite"):  # WAL (persistent in the file): readers do not block the writing worker
+                sqlalchemy.event.listen(storage.engine, "connect",
+                                        lambda connection, _: connection.execute("PRAGMA journal_mode=WAL"))
+                storage.engine.dispose()
+            return storage
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            if attempt < attempts and _lost_creation_race(err):
+                time.sleep(0.2 * attempt)
+                continue
+            raise LwnasError(f"cannot open storage {_redact(url)}: {_first_line(err)}") from None
+        except (ValueError, ImportError) as err:
+            raise LwnasError(f"cannot open storage {_redact(url)}: {_first_line(err)}") from None
+
+
+def _lost_creation_race(err) -> bool:
+    import sqlalchemy.exc
+
+    return isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
+
+
+def _first_line(err) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _fail_stale(study):

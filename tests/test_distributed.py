@@ -85,10 +85,36 @@ def _check(storage):
     return study
 
 
+def _open_together(url, processes=4):
+    """Processes that open the storage at the same instant, as workers started together on a fresh database."""
+    start = time.time() + 3  # after every interpreter has imported lwnas
+    code = ("import sys, time; from lwnas.search import open_storage\n"
+            "while time.time() < float(sys.argv[2]): pass\n"
+            "open_storage(sys.argv[1])")
+    running = [subprocess.Popen([sys.executable, "-c", code, url, str(start)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(processes)]
+    return [(p.wait(timeout=120), p.stdout.read()) for p in running]
+
+
+def test_workers_opening_a_fresh_sqlite_database_together_all_succeed(tmp_path):
+    for round_ in range(3):  # the creation race is timing-dependent: before the fix most rounds lost it
+        for code, out in _open_together(f"sqlite:///{tmp_path}/fresh{round_}.db"):
+            assert code == 0, out
+
+
+def test_workers_opening_a_fresh_postgresql_database_together_all_succeed(postgres):
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    for round_ in range(3):
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE fresh{round_}"))
+        for code, out in _open_together(postgres.rsplit("/", 1)[0] + f"/fresh{round_}"):
+            assert code == 0, out
+    admin.dispose()
+
+
 def test_three_workers_on_postgresql_with_one_killed(tmp_path, postgres):
-    wait = subprocess.run([sys.executable, "-c", f"from lwnas.search import open_storage; "
-                           f"open_storage({postgres!r})"], capture_output=True, text=True)  # create tables once
-    assert wait.returncode == 0, wait.stderr
     workers = [_worker(tmp_path, postgres, "--until-total", str(TOTAL)) for _ in range(3)]
     _kill_one_mid_trial(workers[0], postgres)
     for w in workers[1:]:
