@@ -14,15 +14,19 @@ CLAIMS = sa.Table(
 )
 
 
+def lost_creation_race(err: sa.exc.SQLAlchemyError) -> bool:
+    """True for the errors of a worker that created a table (or its first row) just after another one did:
+    a duplicate row, or "already exists" (SQLite: OperationalError, PostgreSQL: ProgrammingError)."""
+    return isinstance(err, sa.exc.IntegrityError) or "already exists" in str(err)
+
+
 class ArchClaims:
     def __init__(self, engine: sa.engine.Engine, study: str):
         self.engine, self.study = engine, study
         try:
             _METADATA.create_all(engine, checkfirst=True)
-        except sa.exc.IntegrityError:  # another worker created it between the check and the create
-            pass
-        except sa.exc.ProgrammingError as err:  # PostgreSQL reports the same race as "already exists"
-            if "already exists" not in str(err):
+        except sa.exc.SQLAlchemyError as err:  # another worker created it between the check and the create
+            if not lost_creation_race(err):
                 raise
 
     def claim(self, arch_hash: str, trial_number: int) -> int | None:

@@ -89,6 +89,8 @@ def open_storage(url: str, grace: int = 60, attempts: int = 8):
     import sqlalchemy
     import sqlalchemy.exc
 
+    from .claims import lost_creation_race
+
     kwargs = {}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
@@ -105,18 +107,12 @@ def open_storage(url: str, grace: int = 60, attempts: int = 8):
                 storage.engine.dispose()
             return storage
         except sqlalchemy.exc.SQLAlchemyError as err:
-            if attempt < attempts and _lost_creation_race(err):
+            if attempt < attempts and lost_creation_race(err):
                 time.sleep(0.2 * attempt)
                 continue
             raise LwnasError(f"cannot open storage {_redact(url)}: {_first_line(err)}") from None
         except (ValueError, ImportError) as err:
             raise LwnasError(f"cannot open storage {_redact(url)}: {_first_line(err)}") from None
-
-
-def _lost_creation_race(err) -> bool:
-    import sqlalchemy.exc
-
-    return isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
 
 
 def _first_line(err) -> str:

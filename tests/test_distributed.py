@@ -86,11 +86,11 @@ def _check(storage):
 
 
 def _open_together(url, processes=4):
-    """Processes that open the storage at the same instant, as workers started together on a fresh database."""
+    """Processes that open the storage and the claims table at the same instant, as workers started together."""
     start = time.time() + 3  # after every interpreter has imported lwnas
-    code = ("import sys, time; from lwnas.search import open_storage\n"
+    code = ("import sys, time; from lwnas.search import open_storage; from lwnas.claims import ArchClaims\n"
             "while time.time() < float(sys.argv[2]): pass\n"
-            "open_storage(sys.argv[1])")
+            "ArchClaims(open_storage(sys.argv[1]).engine, 'shared')")
     running = [subprocess.Popen([sys.executable, "-c", code, url, str(start)], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(processes)]
     return [(p.wait(timeout=120), p.stdout.read()) for p in running]
