@@ -97,7 +97,8 @@ def cmd_search(args):
                               seed=args.seed, device=args.device, study=args.study, storage=args.storage,
                               runs_dir=args.runs_dir, shrink=not args.no_shrink, latency_runs=args.latency_runs,
                               skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args),
-                              heartbeat_grace=args.heartbeat_grace, until_total=args.until_total)
+                              heartbeat_grace=args.heartbeat_grace, until_total=args.until_total,
+                              baselines=tuple(args.baseline))
     search = Search(settings)
     if args.workers > 1:
         _run_workers(search, args)
@@ -113,19 +114,25 @@ def _run_workers(search, args):
     import os
     import subprocess
 
+    from .train import set_device
+
+    if search.baselines:  # trained once, here, rather than in every worker; data first, as in Search.run
+        search.load_data()
     study = search.open_study()
     target = args.until_total or search._trained(study) + args.trials
-    argv = sys.argv[1:]
+    if search.baselines:
+        set_device(args.device)
+        search.train_baselines(study)
     child = []
     skip = False
-    for token in argv:  # drop --workers N from the children's command line
+    for token in sys.argv[1:]:  # the children get neither --workers N nor --baseline NAME
         if skip:
             skip = False
             continue
-        if token == "--workers":
+        if token in ("--workers", "--baseline"):
             skip = True
             continue
-        if token.startswith("--workers="):
+        if token.startswith(("--workers=", "--baseline=")):
             continue
         child.append(token)
     processes = []
@@ -287,6 +294,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="where studies and trial artifacts go (default runs/)")
     p.add_argument("--no-shrink", action="store_true",
                    help="reject over-budget samples instead of shrinking their widths and depths first")
+    p.add_argument("--baseline", action="append", default=[], metavar="CONFIG",
+                   help="also train this named config (e.g. micronet_m2) with the same proxy, once per study, as the "
+                        "reference the search should beat; repeatable")
     p.add_argument("--proxy-config", help="YAML file with a 'proxy:' section of training settings")
     p.add_argument("--epochs", type=_positive_int, help="proxy epochs (default 3)")
     p.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 64)")

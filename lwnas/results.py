@@ -55,12 +55,14 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     rows = [{"trial": t.number, "arch_hash": t.user_attrs.get("arch_hash"), "madds": t.user_attrs.get("madds"),
              "params": t.user_attrs.get("params"), "top1": t.user_attrs.get("top1"),
              "latency_ms": t.user_attrs.get("latency_ms")} for t in chosen]
+    baselines = [{"baseline": b, **{k: v for k, v in r.items() if k != "history"}}
+                 for b, r in sorted(study.user_attrs.get("baselines", {}).items())]
     out = Path(runs_dir) / name
     written = write_front(out, chosen) if chosen else []
-    plot = write_plot(out / "front.html", study, complete, chosen) if complete else None
+    plot = write_plot(out / "front.html", study, complete, chosen, baselines) if complete else None
     if as_json:
         print(json.dumps({"study": name, "directions": [d.name.lower() for d in study.directions],
-                          "best": rows, "spec_files": [str(p) for p in written],
+                          "best": rows, "baselines": baselines, "spec_files": [str(p) for p in written],
                           "plot": str(plot) if plot else None}, indent=2))
         return
     if not rows:
@@ -68,11 +70,17 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
         return
     from .cli import _print_table
 
+    def readable(r):
+        return {**r, "madds": human(r["madds"]), "params": human(r["params"]), "top1": f"{r['top1']:.1f}",
+                "latency_ms": f"{r['latency_ms']:.2f}"}
+
     title = "best trials" if len(study.directions) == 1 else "Pareto front (top-1 vs latency)"
     print(f"study {name}: {len(complete)} trained architectures; {title}:")
-    _print_table([{**r, "madds": human(r["madds"]), "params": human(r["params"]), "top1": f"{r['top1']:.1f}",
-                   "latency_ms": f"{r['latency_ms']:.2f}"} for r in rows],
-                 ["trial", "arch_hash", "madds", "params", "top1", "latency_ms"])
+    _print_table([readable(r) for r in rows], ["trial", "arch_hash", "madds", "params", "top1", "latency_ms"])
+    if baselines:
+        print("baselines (named configs, same proxy training):")
+        _print_table([readable(b) for b in baselines], ["baseline", "arch_hash", "madds", "params", "top1",
+                                                         "latency_ms"])
     print(f"specs written to {out / 'front'}/ (train one with `lwnas train --arch FILE.yaml`); plot: {plot}")
 
 
@@ -105,10 +113,10 @@ def _reference_configs(space_name: str) -> list[tuple[str, int]]:
     return refs
 
 
-def write_plot(path: Path, study, complete, chosen) -> Path:
-    """A self-contained HTML page with two SVG scatter plots (top-1 vs MAdds, top-1 vs latency); named
-    configs of the space appear as labelled vertical lines on the MAdds plot (their accuracy on this data
-    is unknown until trained)."""
+def write_plot(path: Path, study, complete, chosen, baselines=()) -> Path:
+    """A self-contained HTML page with two SVG scatter plots (top-1 vs MAdds, top-1 vs latency). Named
+    configs trained as baselines are labelled red points; the space's other named configs appear as labelled
+    vertical lines on the MAdds plot (their accuracy on this data is unknown until trained)."""
     chosen_ids = {t.number for t in chosen}
     points = [(t.user_attrs["madds"], t.user_attrs["latency_ms"], t.user_attrs["top1"], t.number in chosen_ids,
                t.number) for t in complete]
@@ -116,22 +124,26 @@ def write_plot(path: Path, study, complete, chosen) -> Path:
     refs = _reference_configs(settings.get("space", ""))
     budget = settings.get("budget")
     x_max = max([p[0] for p in points] + ([budget] if budget else [])) * 1.15
-    refs = [(n, m) for n, m in refs if m <= x_max]
+    trained = {b["baseline"] for b in baselines}
+    refs = [(n, m) for n, m in refs if m <= x_max and n not in trained]
     svg1 = _scatter([(p[0] / 1e6, p[2], p[3], p[4]) for p in points], "MAdds (M)", "proxy top-1 (%)",
-                    [(n, m / 1e6) for n, m in refs] + ([("budget", budget / 1e6)] if budget else []))
-    svg2 = _scatter([(p[1], p[2], p[3], p[4]) for p in points], "latency (ms)", "proxy top-1 (%)", [])
+                    [(n, m / 1e6) for n, m in refs] + ([("budget", budget / 1e6)] if budget else []),
+                    [(b["baseline"], b["madds"] / 1e6, b["top1"]) for b in baselines])
+    svg2 = _scatter([(p[1], p[2], p[3], p[4]) for p in points], "latency (ms)", "proxy top-1 (%)", [],
+                    [(b["baseline"], b["latency_ms"], b["top1"]) for b in baselines])
     page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(study.study_name)}</title>"
             f"<h2>{html.escape(study.study_name)}</h2><p>{len(points)} trained architectures; "
-            f"filled: best / Pareto front. Vertical lines: named configs in the space and the budget.</p>"
+            f"filled: best / Pareto front. Red points: baselines (named configs, same proxy training). "
+            f"Vertical lines: other named configs in the space and the budget.</p>"
             f"{svg1}{svg2}")
     path.write_text(page)
     return path
 
 
-def _scatter(points, xlabel, ylabel, vlines, width=560, height=380) -> str:
+def _scatter(points, xlabel, ylabel, vlines, marks=(), width=560, height=380) -> str:
     pad = 50
-    xs = [p[0] for p in points] + [v[1] for v in vlines]
-    ys = [p[1] for p in points]
+    xs = [p[0] for p in points] + [v[1] for v in vlines] + [m[1] for m in marks]
+    ys = [p[1] for p in points] + [m[2] for m in marks]
     x0, x1 = 0.0, max(xs) * 1.05 if xs else 1.0
     y0, y1 = min(ys + [0.0]), max(ys + [1.0]) * 1.05
 
@@ -160,5 +172,9 @@ def _scatter(points, xlabel, ylabel, vlines, width=560, height=380) -> str:
         fill = "#236" if best else "white"
         parts.append(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='4' fill='{fill}' stroke='#236'>"
                      f"<title>trial {number}: {x:.3g}, {y:.1f}%</title></circle>")
+    for label, x, y in marks:
+        parts.append(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='5' fill='#c33'><title>{html.escape(label)}: "
+                     f"{x:.3g}, {y:.1f}%</title></circle><text x='{sx(x) + 7:.1f}' y='{sy(y) + 4:.1f}' "
+                     f"fill='#c33'>{html.escape(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)

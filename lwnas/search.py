@@ -43,6 +43,7 @@ class SearchSettings:
     skip_bad_images: bool = False
     heartbeat_grace: int = 60  # seconds without a heartbeat before a worker's trial counts as dead
     until_total: int | None = None  # stop when the study holds this many trained trials (set for --workers)
+    baselines: tuple[str, ...] = ()  # named configs trained with the same proxy, as the reference to beat
     proxy: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -147,6 +148,15 @@ def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
+def _beats(trial: dict, baseline: dict, multi: bool) -> bool:
+    """Higher top-1; with two objectives, at least as good on top-1 and latency and better on one."""
+    top1, latency = trial["top1"], trial["latency_ms"]
+    if not multi:
+        return top1 > baseline["top1"]
+    return top1 >= baseline["top1"] and latency <= baseline["latency_ms"] and \
+        (top1 > baseline["top1"] or latency < baseline["latency_ms"])
+
+
 def make_sampler(settings: SearchSettings):
     import optuna
 
@@ -173,6 +183,10 @@ class Progress:
 
     def begin(self, number: int, arch_hash: str, macs: int):
         self.prefix = f"[{self.done + 1}/{self.total}] trial {number} {arch_hash} {human(macs)} MAdds"
+        self.trial_start = time.time()
+
+    def begin_baseline(self, name: str, arch_hash: str, macs: int):
+        self.prefix = f"[baseline] {name} {arch_hash} {human(macs)} MAdds"
         self.trial_start = time.time()
 
     def eta(self) -> str:
@@ -208,6 +222,7 @@ class Progress:
 
 class Search:
     def __init__(self, settings: SearchSettings):
+        from .configs import get_config
         from .space import get_space
 
         self.settings = settings
@@ -218,9 +233,27 @@ class Search:
             raise LwnasError(f"budget {human(settings.budget)} MAdds is below the smallest network of space "
                              f"'{self.space.name}' ({human(smallest.macs)} MAdds at {self.space.resolution}px); "
                              f"raise --flops-budget or pick a smaller space")
+        self.baselines = {name: get_config(name) for name in dict.fromkeys(settings.baselines)}
         self.url = storage_url(settings.storage, settings.runs_dir)
         self.run_dir = Path(settings.runs_dir) / self.name
         self.stats = {"rejected": 0, "duplicates": 0, "failed": 0, "pruned": 0, "trained": 0}
+        self.train_set = self.val_set = None
+        self.progress = Progress(settings.trials)
+
+    def load_data(self):
+        """The proxy's train/val sets; the baselines get their class count, and must then fit the budget."""
+        from .cost import count
+
+        if self.train_set is not None:
+            return
+        s = self.settings
+        self.train_set, self.val_set = load_data(s.data, s.proxy, s.skip_bad_images)
+        for name, spec in self.baselines.items():
+            spec = self.baselines[name] = spec.replace(num_classes=len(self.train_set.classes))
+            macs = count(spec, self.space.resolution).macs
+            if macs > s.budget:
+                raise LwnasError(f"baseline {name} has {human(macs)} MAdds at {self.space.resolution}px, over the "
+                                 f"{human(s.budget)} budget; pick a named config under the budget")
 
     # ---- study ----------------------------------------------------------------------------
     def open_study(self):
@@ -255,15 +288,15 @@ class Search:
 
         settings = self.settings
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        # data first: a bad data path must not create a study
-        self.train_set, self.val_set = load_data(settings.data, settings.proxy, settings.skip_bad_images)
+        self.load_data()  # first: a bad data path must not create a study
         study = self.open_study()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.progress = progress or Progress(settings.trials)
+        self.progress = progress or self.progress
         before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
         self.progress.note(f"study {self.name} in {_redact(self.url)}: {before} completed trial(s) so far; "
                            f"space {self.space.name}, budget {human(settings.budget)} MAdds, data {settings.data} "
                            f"({len(self.train_set)} train / {len(self.val_set)} val images)")
+        self.train_baselines(study)
         attempts = max(50, 30 * settings.trials)
         self.target = settings.until_total or self._trained(study) + settings.trials
 
@@ -286,7 +319,71 @@ class Search:
         self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} duplicate architectures reused, "
                            f"{s['rejected']} samples rejected over budget, {s['pruned']} pruned, "
                            f"{s['failed']} failed")
+        self._compare_with_baselines(study)
         return study
+
+    # ---- baselines ------------------------------------------------------------------------
+    def train_baselines(self, study):
+        """Train each --baseline config once per study with the same proxy, data, seed and latency measurement
+        as the trials; the results are study attributes (not trials, so the sampler never sees them)."""
+        self.load_data()
+        for name, spec in self.baselines.items():
+            if name in study.user_attrs.get("baselines", {}):
+                continue
+            result = self._train_baseline(name, spec)
+            if result is not None:  # re-read: another worker may have recorded another baseline meanwhile
+                study.set_user_attr("baselines", {**study.user_attrs.get("baselines", {}), name: result})
+
+    def _train_baseline(self, name: str, spec):
+        from .build import build
+        from .cost import count
+        from .latency import deployable, measure
+
+        settings, progress, res = self.settings, self.progress, self.space.resolution
+        cost = count(spec, res)
+        progress.begin_baseline(name, spec.arch_hash, cost.macs)
+        seed_everything(settings.proxy.seed)
+        model = build(spec)
+        epochs, current = settings.proxy.epochs, {"epoch": 1}
+
+        def on_epoch(result):
+            current["epoch"] = result.epoch + 1
+            progress.epoch(result.epoch, epochs, result.top1, result.loss)
+
+        try:
+            history = self._train(model, on_epoch,
+                                  lambda step, steps, loss: progress.step(current["epoch"], epochs, step, steps, loss))
+        except TrainingDiverged as err:
+            progress.finish(f"failed: {err} (not recorded; it is retried on the next run)", trained=False)
+            return None
+        latency = measure(deployable(model), res, settings.latency_batch, runs=settings.latency_runs)
+        result = {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
+                  "top1": history[-1].top1, "latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms,
+                  "history": [h.__dict__ for h in history]}
+        folder = self.run_dir / f"baseline_{name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "spec.yaml").write_text(spec.to_yaml())
+        (folder / "metrics.json").write_text(json.dumps(result, indent=2))
+        progress.finish(f"top-1 {result['top1']:.1f}%, latency {latency.median_ms:.2f} ms", trained=False)
+        return result
+
+    def _compare_with_baselines(self, study):
+        """One line per baseline: which trained trial beats it (higher top-1; with two objectives, a trial that
+        dominates it on top-1 and latency), or that none does."""
+        import optuna
+
+        trained = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                   if "duplicate_of" not in t.user_attrs]
+        for name, b in sorted(study.user_attrs.get("baselines", {}).items()):
+            winners = [t for t in trained if _beats(t.user_attrs, b, self.settings.multi)]
+            head = f"baseline {name}: top-1 {b['top1']:.1f}%, {human(b['madds'])} MAdds, {b['latency_ms']:.2f} ms"
+            if winners:
+                best = max(winners, key=lambda t: t.user_attrs["top1"])
+                w = best.user_attrs
+                self.progress.note(f"{head}: beaten by trial {best.number} (top-1 {w['top1']:.1f}%, "
+                                   f"{human(w['madds'])} MAdds, {w['latency_ms']:.2f} ms)")
+            else:
+                self.progress.note(f"{head}: not beaten by any of the {len(trained)} trained architectures")
 
     # ---- one trial ------------------------------------------------------------------------
     def objective(self, trial):

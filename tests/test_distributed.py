@@ -135,8 +135,10 @@ def test_two_workers_on_sqlite_with_one_killed(tmp_path):
 
 def test_workers_option_starts_local_workers(tmp_path):
     storage = f"sqlite:///{tmp_path}/shared.db"
-    runner = _worker(tmp_path, storage, "--trials", str(TOTAL), "--workers", "2")
+    runner = _worker(tmp_path, storage, "--trials", str(TOTAL), "--workers", "2", "--baseline", "micronet_m0")
     out, _ = runner.communicate(timeout=500)
     assert runner.returncode == 0, out
     assert "started 2 workers" in out and "database is locked" not in out
-    _check(storage)
+    finished = [line for line in out.splitlines() if line.startswith("[baseline] micronet_m0") and "latency" in line]
+    assert len(finished) == 1  # trained by the parent, not by every worker
+    assert "micronet_m0" in _check(storage).user_attrs["baselines"]

@@ -142,6 +142,8 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     (["--flops-budget", "12M", "--study", "../escape"], "invalid study name '../escape'"),
     (["--flops-budget", "12M", "--data", "/no/such/data"], "data set not found: /no/such/data"),
     (["--flops-budget", "12M", "--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/x"], "cannot open storage"),
+    (["--flops-budget", "12M", "--baseline", "micronet_m9"], "unknown config 'micronet_m9'; did you mean"),
+    (["--flops-budget", "12M", "--baseline", "micronet_m3"], "baseline micronet_m3 has 19.79M MAdds at 224px, over"),
 ])
 def test_bad_search_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = run("search", *args, *FAST, cwd=tmp_path)
@@ -149,6 +151,32 @@ def test_bad_search_input_is_one_line_and_exit_2(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "secret" not in result.stderr
+    assert not (tmp_path / "runs" / "lwnas.db").exists()  # no study was created
+
+
+def test_baselines_are_trained_once_with_the_same_proxy_and_compared(tmp_path):
+    import lwnas
+
+    args = ["search", "--flops-budget", "12M", "--trials", "1", "--baseline", "micronet_m0", "--study", "b", *FAST]
+    first = run(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "[baseline] micronet_m0" in first.stdout and "baseline micronet_m0: top-1" in first.stdout
+    storage = f"sqlite:///{tmp_path}/runs/lwnas.db"
+    recorded = optuna.load_study(study_name="b", storage=storage).user_attrs["baselines"]["micronet_m0"]
+    expected = lwnas.count(lwnas.get_config("micronet_m0").replace(num_classes=10), 224)  # the synthetic set's 10
+    assert (recorded["madds"], recorded["params"]) == (expected.macs, expected.params)
+    assert 0 <= recorded["top1"] <= 100 and len(recorded["history"]) == 1 and recorded["latency_ms"] > 0
+    metrics = json.loads((tmp_path / "runs" / "b" / "baseline_micronet_m0" / "metrics.json").read_text())
+    assert metrics["top1"] == recorded["top1"]
+    assert len(completed(tmp_path / "runs", "b")) == 1  # the baseline is not a trial: the sampler never sees it
+
+    again = run(*args, cwd=tmp_path)  # resumed: the recorded baseline is not trained again
+    assert again.returncode == 0, again.stderr
+    assert "[baseline]" not in again.stdout and "baseline micronet_m0: top-1" in again.stdout
+    assert optuna.load_study(study_name="b", storage=storage).user_attrs["baselines"]["micronet_m0"] == recorded
+    shown = json.loads(run("runs", "show", "b", "--json", cwd=tmp_path).stdout)
+    assert [b["baseline"] for b in shown["baselines"]] == ["micronet_m0"]
+    assert "micronet_m0" in (tmp_path / shown["plot"]).read_text()
 
 
 def test_seeded_searches_repeat(tmp_path):
