@@ -146,6 +146,7 @@ def _run_workers(search, args):
     codes = [p.wait() for p in processes]
     if any(codes):
         raise LwnasError(f"worker exit codes {codes}; the study keeps every finished trial, run again to resume")
+    search.compare_with_baselines(study)
 
 
 def cmd_runs(args):

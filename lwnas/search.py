@@ -319,7 +319,7 @@ class Search:
         self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} duplicate architectures reused, "
                            f"{s['rejected']} samples rejected over budget, {s['pruned']} pruned, "
                            f"{s['failed']} failed")
-        self._compare_with_baselines(study)
+        self.compare_with_baselines(study)
         return study
 
     # ---- baselines ------------------------------------------------------------------------
@@ -367,7 +367,7 @@ class Search:
         progress.finish(f"top-1 {result['top1']:.1f}%, latency {latency.median_ms:.2f} ms", trained=False)
         return result
 
-    def _compare_with_baselines(self, study):
+    def compare_with_baselines(self, study):
         """One line per baseline: which trained trial beats it (higher top-1; with two objectives, a trial that
         dominates it on top-1 and latency), or that none does."""
         import optuna
