@@ -58,3 +58,26 @@ def test_latency_through_paddle_inference():
     model = deployable(lwnas.build("shufflenet_v2_x0_5"))
     result = measure(model, 64, warmup=1, runs=3, engine="inference")
     assert result.median_ms > 0 and result.device.endswith("/inference")
+
+
+def test_batch_norm_recalibration_uses_exact_statistics_of_the_current_weights():
+    """After a short run the running variance still remembers its initial 1.0; recalibration replaces it by the
+    mean of the batch statistics, computed with dropout off, and leaves momentum and mode as they were."""
+    import paddle
+
+    from lwnas.train import recalibrate_batch_norm
+
+    conv, norm = paddle.nn.Conv2D(3, 4, 1), paddle.nn.BatchNorm2D(4)
+    model = paddle.nn.Sequential(paddle.nn.Dropout(0.5), conv, norm)
+    batches = [(paddle.randn([8, 3, 4, 4]) * 0.01, paddle.zeros([8], "int64")) for _ in range(4)]
+    model.train()
+    model(batches[0][0])  # one ordinary training step: running variance 0.9 * 1.0 + 0.1 * tiny
+    assert float(norm._variance.mean()) > 0.8
+    recalibrate_batch_norm(model, batches, 3)
+    with paddle.no_grad():
+        outputs = [conv(images).numpy() for images, _ in batches[:3]]  # dropout off: the raw inputs
+    means = np.mean([o.mean(axis=(0, 2, 3)) for o in outputs], axis=0)
+    variances = np.stack([o.var(axis=(0, 2, 3)) for o in outputs])
+    assert np.allclose(norm._mean.numpy(), means, atol=1e-7)
+    assert np.allclose(norm._variance.numpy(), variances.mean(axis=0), rtol=1e-4)  # Paddle keeps the biased one
+    assert norm._momentum == 0.9 and model.training
