@@ -3,7 +3,8 @@
 Evidence for the MicroNet-M2 discrepancy in the README: it builds the networks from the authors' own code
 (a checkout of liyunsheng13/micronet, with the settings of its scripts/eval_micronet_m*.sh), counts every
 component with PyTorch forward hooks, and prints the totals under each counting convention one might use.
-fvcore, thop and ptflops are run as well when they are installed.
+fvcore, thop and ptflops are run as well when they are installed. Last, it copies the official network's
+weights (and random batch-norm statistics) into ours and compares the two forward passes.
 
 Needs PyTorch next to lwnas (not a dependency of lwnas):
     pip install torch && python benchmarks/micronet_official.py /path/to/micronet
@@ -69,6 +70,47 @@ def components(model, modules, torch):
     return found
 
 
+def forward_difference(name, official, torch):
+    """Largest |ours - official| of the backbone features and of the logits, with the official weights copied
+    into our network layer by layer (both create their layers in the same order) and random batch-norm and
+    head weights, so that nothing is an identity."""
+    import numpy as np
+    import paddle
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in official.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5)
+            elif isinstance(m, nn.Linear):
+                m.weight.normal_(0, 0.1)
+    kinds = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+    theirs = [m for m in official.modules() if isinstance(m, kinds)]
+    model = lwnas.build(name)
+    ours = [layer for layer in model.sublayers()
+            if isinstance(layer, (paddle.nn.Conv2D, paddle.nn.Linear, paddle.nn.BatchNorm1D, paddle.nn.BatchNorm2D))]
+    assert len(theirs) == len(ours), f"{name}: {len(theirs)} official layers with weights, {len(ours)} ours"
+    for t, o in zip(theirs, ours):
+        weight = t.weight.detach().numpy()
+        o.weight.set_value(weight.T if isinstance(t, nn.Linear) else weight)
+        if t.bias is not None:
+            o.bias.set_value(t.bias.detach().numpy())
+        if isinstance(t, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            o._mean.set_value(t.running_mean.numpy())
+            o._variance.set_value(t.running_var.numpy())
+    official.eval(), model.eval()
+    x = np.random.RandomState(0).randn(2, 3, 224, 224).astype("float32")
+    with torch.no_grad():
+        features, logits = official.features(torch.from_numpy(x)).numpy(), official(torch.from_numpy(x)).numpy()
+    with paddle.no_grad():
+        ours_features = paddle.nn.Sequential(*model.layers[:-1])(paddle.to_tensor(x)).numpy()
+        ours_logits = model(paddle.to_tensor(x)).numpy()
+    return float(np.abs(ours_features - features).max()), float(np.abs(ours_logits - logits).max()), \
+        float(np.abs(logits).max())
+
+
 def third_party_counts(build, torch):
     """Totals reported by common counting tools, where installed (each has its own convention)."""
     x = torch.zeros(1, 3, 224, 224)
@@ -125,6 +167,11 @@ def main():
         tools = third_party_counts(lambda: official_model(modules, settings), torch)
         if tools:
             print(f"{name}: " + ", ".join(f"{tool} {v / m:.2f}M" for tool, v in tools.items()))
+
+    print("\nsame weights, same input (2 images at 224px): largest |ours - official|")
+    for name, settings in EVAL_SETTINGS.items():
+        features, logits, scale = forward_difference(name, official_model(modules, settings), torch)
+        print(f"{name}: backbone features {features:.1e}, logits {logits:.1e} (logits up to {scale:.2f})")
 
 
 if __name__ == "__main__":
