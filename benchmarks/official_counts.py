@@ -6,9 +6,11 @@ and compared with `lwnas.count`. MobileOne is compared both as trained and after
 re-parameterization. MobileNetV3 is compared with timm's reference implementation. MicroNet has its own script,
 micronet_official.py, which also compares counting conventions.
 
-With --forward, FasterNet and MobileOne are also checked as functions: the official weights (with random
-batch-norm statistics) are copied into our network and both forward passes are compared, MobileOne in its trained
-form and after both sides re-parameterize. (MicroNet's forward check is in micronet_official.py.)
+With --forward, FasterNet, MobileOne, AsymmNet and MobileNetV3 are also checked as functions: the official weights
+(with random batch-norm statistics) are copied into our network and both forward passes are compared, MobileOne
+in its trained form and after both sides re-parameterize. (MicroNet's forward check is in micronet_official.py;
+ShuffleNet places its shuffles as the papers draw them, equal to the official code only up to a channel
+permutation, so copied weights do not line up.)
 
 Needs PyTorch (and timm, which FasterNet's code imports) next to lwnas; neither is a dependency of lwnas:
     pip install torch timm
@@ -189,6 +191,17 @@ def fasternet_forward(checkout: Path, torch):
         yield name, "", largest_difference(official, ours, torch)
 
 
+def same_order_forward(source, torch):
+    """Families whose official code creates its layers in our order (AsymmNet's port, timm's MobileNetV3)."""
+    nn = torch.nn
+    for name, form, official in source:
+        randomize(official, torch)
+        ours = lwnas.build(name)
+        theirs = [m for m in official.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))]
+        copy_weights(zip(theirs, weighted_layers(ours), strict=True), torch)
+        yield name, form, largest_difference(official, ours, torch)
+
+
 def mobileone_forward(checkout: Path, torch):
     """Block by block: conv branches, scale branch, skip batch norm, squeeze-excite; then the classifier."""
     from lwnas.blocks.mobileone import MobileOneConv
@@ -227,7 +240,7 @@ def main():
     parser.add_argument("--asymmnet", type=Path, help="checkout of Spark001/AsymmNet")
     parser.add_argument("--timm", action="store_true", help="compare MobileNetV3 with timm's implementation")
     parser.add_argument("--forward", action="store_true",
-                        help="also compare FasterNet's and MobileOne's forward passes with the official weights")
+                        help="also compare forward passes with the official weights copied into ours")
     args = parser.parse_args()
     sources = [fn(path) for fn, path in ((fasternet, args.fasternet), (mobileone, args.mobileone),
                                          (shufflenet, args.shufflenet), (asymmnet, args.asymmnet)) if path]
@@ -255,6 +268,10 @@ def main():
         print("\nsame weights, same input (2 images at 224px): max |ours - official| / max |official| of the logits")
         checks = [fn(path, torch) for fn, path in ((fasternet_forward, args.fasternet),
                                                    (mobileone_forward, args.mobileone)) if path]
+        if args.asymmnet:
+            checks.append(same_order_forward(asymmnet(args.asymmnet), torch))
+        if args.timm:
+            checks.append(same_order_forward(mobilenetv3_timm(), torch))
         for check in checks:
             for name, form, difference in check:
                 print(f"{name:24s} {form:9s} {difference:.1e}", flush=True)
