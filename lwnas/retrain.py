@@ -172,10 +172,10 @@ def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:
 def export(path: Path, output: Path, fmt: str = "paddle", resolution: int | None = None) -> Path:
     """Export a trained checkpoint for deployment (see `export_model`), with its classes and spec beside it."""
     model, state, spec = load_trained(path)
-    output.mkdir(parents=True, exist_ok=True)
+    exported = export_model(model, spec, output, fmt, resolution)
     (output / "classes.json").write_text(json.dumps(state["classes"]))
     (output / "spec.yaml").write_text(spec.to_yaml())
-    return export_model(model, spec, output, fmt, resolution)
+    return exported
 
 
 def export_model(model, spec, output: Path, fmt: str = "paddle", resolution: int | None = None) -> Path:

@@ -360,20 +360,14 @@ class Search:
         result = {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
                   "top1": history[-1].top1, "latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms,
                   "history": [h.__dict__ for h in history]}
-        folder = self.run_dir / f"baseline_{name}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "spec.yaml").write_text(spec.to_yaml())
-        (folder / "metrics.json").write_text(json.dumps(result, indent=2))
+        self._write_artifacts(f"baseline_{name}", spec, result)
         progress.finish(f"top-1 {result['top1']:.1f}%, latency {latency.median_ms:.2f} ms", trained=False)
         return result
 
     def compare_with_baselines(self, study):
         """One line per baseline: which trained trial beats it (higher top-1; with two objectives, a trial that
         dominates it on top-1 and latency), or that none does."""
-        import optuna
-
-        trained = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                   if "duplicate_of" not in t.user_attrs]
+        trained = self._trained_trials(study)
         for name, b in sorted(study.user_attrs.get("baselines", {}).items()):
             winners = [t for t in trained if _beats(t.user_attrs, b, self.settings.multi)]
             head = f"baseline {name}: top-1 {b['top1']:.1f}%, {human(b['madds'])} MAdds, {b['latency_ms']:.2f} ms"
@@ -458,10 +452,9 @@ class Search:
         trial.set_user_attr("top1", top1)
         trial.set_user_attr("latency_ms", latency.median_ms)
         trial.set_user_attr("latency_iqr_ms", latency.iqr_ms)
-        self._write_artifacts(trial.number, spec, {"arch_hash": spec.arch_hash, "madds": sample.macs,
-                                                   "params": cost.params, "top1": top1,
-                                                   "latency": latency.to_dict(),
-                                                   "history": [h.__dict__ for h in history]})
+        self._write_artifacts(f"trial_{trial.number:04d}", spec,
+                              {"arch_hash": spec.arch_hash, "madds": sample.macs, "params": cost.params,
+                               "top1": top1, "latency": latency.to_dict(), "history": [h.__dict__ for h in history]})
         self.stats["trained"] += 1
         progress.finish(f"top-1 {top1:.1f}%, latency {latency.median_ms:.2f} ms "
                         f"(IQR {latency.iqr_ms:.2f})", trained=True)
@@ -485,12 +478,16 @@ class Search:
             time.sleep(1)
 
     @staticmethod
-    def _trained(study) -> int:
-        """Trained architectures in the study, from every worker."""
+    def _trained_trials(study) -> list:
+        """Completed trials that trained their architecture (not reused duplicates), from every worker."""
         import optuna
 
-        return sum(1 for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                   if "duplicate_of" not in t.user_attrs)
+        return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if "duplicate_of" not in t.user_attrs]
+
+    @classmethod
+    def _trained(cls, study) -> int:
+        return len(cls._trained_trials(study))
 
     def _reserve_slot(self, trial, arch_hash: str):
         """Train only if the study still needs trials: completed plus those reserved by lower-numbered running
@@ -535,8 +532,8 @@ class Search:
             if self.claims.take_over(arch_hash, owner, trial.number):
                 return None
 
-    def _write_artifacts(self, number: int, spec, metrics: dict):
-        folder = self.run_dir / f"trial_{number:04d}"
+    def _write_artifacts(self, folder_name: str, spec, metrics: dict):
+        folder = self.run_dir / folder_name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "spec.yaml").write_text(spec.to_yaml())
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))

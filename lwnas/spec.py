@@ -187,14 +187,17 @@ def parse_yaml(text: str, source: str) -> Any:
         raise SpecError(source, f"malformed YAML{where}: {problem}") from None
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise SpecError(str(path), f"cannot read {what}: {err.strerror}") from None
+
+
 def read_yaml_mapping(path: str | Path) -> dict:
     """A YAML file that must hold a mapping; errors name the file and line."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpecError(str(path), f"cannot read file: {err.strerror}") from None
-    data = parse_yaml(text, str(path))
+    data = parse_yaml(_read_text(path, "file"), str(path))
     if not isinstance(data, dict):
         raise SpecError(str(path), "expected a YAML mapping")
     return data
@@ -202,11 +205,7 @@ def read_yaml_mapping(path: str | Path) -> dict:
 
 def load_spec(path: str | Path) -> ArchSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpecError(str(path), f"cannot read spec file: {err.strerror}") from None
-    return ArchSpec.from_yaml(text, str(path))
+    return ArchSpec.from_yaml(_read_text(path, "spec file"), str(path))
 
 
 def _body_blocks(stem, stages) -> Iterator[tuple[str, BlockSpec]]:
