@@ -72,6 +72,11 @@ def cmd_show(args):
     print(f"total: {human(sum(r.macs for r in rows))} MAdds, {human(sum(r.params for r in rows))} params")
 
 
+def _with_amp_default(settings: dict, device: str) -> dict:
+    """AMP on by default on GPUs (float16), off on CPU; a flag or the settings file decides otherwise."""
+    return {"amp": device.startswith("gpu"), **settings}
+
+
 def _proxy_settings(args):
     from .train import TrainConfig
 
@@ -82,15 +87,16 @@ def _proxy_settings(args):
         data = read_yaml_mapping(args.proxy_config).get("proxy", {})
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.proxy_resolution,
                  "train_subset": args.train_subset, "val_subset": args.val_subset, "lr": args.lr,
-                 "workers": args.loader_workers, "seed": args.seed}
+                 "workers": args.loader_workers, "seed": args.seed, "amp": args.amp, "amp_dtype": args.amp_dtype}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(data, args.proxy_config or "proxy settings")
+    return TrainConfig.from_dict(_with_amp_default(data, args.device), args.proxy_config or "proxy settings")
 
 
 def cmd_search(args):
     from .budget import parse_count
     from .search import Search, SearchSettings
     from .train import set_device
+    from .workers import run_workers
 
     settings = SearchSettings(space=args.space, budget=parse_count(args.flops_budget, "--flops-budget"),
                               trials=args.trials, data=args.data, objective=args.objective, sampler=args.sampler,
@@ -101,52 +107,12 @@ def cmd_search(args):
                               baselines=tuple(args.baseline))
     search = Search(settings)
     if args.workers > 1:
-        _run_workers(search, args)
+        run_workers(search, args.argv, args.workers, args.until_total)
         return
     set_device(args.device)
     search.run()
     print(f"see the results with: lwnas runs show {search.name}" +
           (f" --storage '{args.storage}'" if args.storage else ""))
-
-
-def _run_workers(search, args):
-    """Start K copies of this search on the same storage; they share one study-wide target."""
-    import os
-    import subprocess
-
-    from .train import set_device
-
-    if search.baselines:  # trained once, here, rather than in every worker; data first, as in Search.run
-        search.load_data()
-    study = search.open_study()
-    target = args.until_total or search._trained(study) + args.trials
-    if search.baselines:
-        set_device(args.device)
-        search.train_baselines(study)
-    child = []
-    skip = False
-    for token in sys.argv[1:]:  # the children get neither --workers N nor --baseline NAME
-        if skip:
-            skip = False
-            continue
-        if token in ("--workers", "--baseline"):
-            skip = True
-            continue
-        if token.startswith(("--workers=", "--baseline=")):
-            continue
-        child.append(token)
-    processes = []
-    for k in range(args.workers):
-        env = dict(os.environ)
-        if args.device.startswith("gpu"):
-            env["CUDA_VISIBLE_DEVICES"] = str(k)
-        processes.append(subprocess.Popen([sys.executable, "-m", "lwnas.cli", *child, "--until-total", str(target)],
-                                          env=env))
-    print(f"started {args.workers} workers on study {search.name} (target {target} trained trials)")
-    codes = [p.wait() for p in processes]
-    if any(codes):
-        raise LwnasError(f"worker exit codes {codes}; the study keeps every finished trial, run again to resume")
-    search.compare_with_baselines(study)
 
 
 def cmd_runs(args):
@@ -201,9 +167,10 @@ def cmd_train(args):
                 "warmup_epochs": 3.0}
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.resolution, "lr": args.lr,
                  "optimizer": args.optimizer, "workers": args.loader_workers, "seed": args.seed,
-                 "train_subset": args.train_subset, "val_subset": args.val_subset}
+                 "train_subset": args.train_subset, "val_subset": args.val_subset, "amp": args.amp,
+                 "amp_dtype": args.amp_dtype}
     settings = {**defaults, **data, **{k: v for k, v in overrides.items() if v is not None}}
-    config = TrainConfig.from_dict(settings, args.config or "training settings")
+    config = TrainConfig.from_dict(_with_amp_default(settings, args.device), args.config or "training settings")
     output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
     set_device(args.device)
     _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images)
@@ -256,10 +223,22 @@ def _positive_int(text: str) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line and exit code 2, like every other input error."""
+    """Usage errors as one line and exit code 2, like every other input error. No abbreviated options: a
+    prefix such as --work would otherwise reach --workers (and the workers, which would start workers)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_amp_options(p):
+    from .train import AMP_DTYPES
+
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction,
+                   help="automatic mixed precision (default: on with --device gpu, off on cpu)")
+    p.add_argument("--amp-dtype", choices=AMP_DTYPES, help="half-precision type under --amp (default float16)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -289,7 +268,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=("tpe", "nsga2", "random"),
                    help="default: tpe for accuracy, nsga2 for accuracy-latency")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or gpu (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N (default cpu)")
     p.add_argument("--study", help="study name (default: derived from space, budget, data and objective)")
     p.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage (default sqlite:///RUNS_DIR/lwnas.db)")
     p.add_argument("--runs-dir", default="runs", help="where studies and trial artifacts go (default runs/)")
@@ -306,6 +285,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-subset", type=_positive_int, help="use at most this many validation images")
     p.add_argument("--lr", type=float, help="proxy learning rate (default 0.1)")
     p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0: in the main process)")
+    _add_amp_options(p)
     p.add_argument("--latency-runs", type=_positive_int, default=30, help="timed runs per latency measurement")
     p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) unreadable images")
     p.add_argument("--workers", type=_positive_int, default=1,
@@ -350,6 +330,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0)")
+    _add_amp_options(p)
     p.add_argument("--seed", type=int)
     p.add_argument("--train-subset", type=_positive_int)
     p.add_argument("--val-subset", type=_positive_int)
@@ -384,7 +365,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.argv = argv  # --workers hands its own command line to the workers
     if getattr(args, "action", None) == "show" and not args.study:
         print("lwnas: error: runs show needs a study name (see `lwnas runs`)", file=sys.stderr)
         return 2

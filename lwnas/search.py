@@ -298,10 +298,10 @@ class Search:
                            f"({len(self.train_set)} train / {len(self.val_set)} val images)")
         self.train_baselines(study)
         attempts = max(50, 30 * settings.trials)
-        self.target = settings.until_total or self._trained(study) + settings.trials
+        self.target = settings.until_total or self.trained(study) + settings.trials
 
         def stop_when_done(study, trial):
-            if self._trained(study) >= self.target or self._attempts >= attempts:
+            if self.trained(study) >= self.target or self._attempts >= attempts:
                 study.stop()
             elif self.stats["failed"] >= max(3, settings.trials):
                 self.progress.note(f"stopping: {self.stats['failed']} trials failed (see their 'error' attribute "
@@ -311,7 +311,7 @@ class Search:
         self._attempts = 0
         study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged,),
                        gc_after_trial=True)
-        if self._trained(study) < self.target and self._attempts >= attempts:
+        if self.trained(study) < self.target and self._attempts >= attempts:
             self.progress.note(f"stopped after {self._attempts} samples: only {self.stats['trained']} new "
                                f"architectures found (the others were duplicates or over budget)")
         self._settle(study)
@@ -486,7 +486,7 @@ class Search:
                 if "duplicate_of" not in t.user_attrs]
 
     @classmethod
-    def _trained(cls, study) -> int:
+    def trained(cls, study) -> int:
         return len(cls._trained_trials(study))
 
     def _reserve_slot(self, trial, arch_hash: str):
@@ -500,7 +500,7 @@ class Search:
         while True:
             running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
             ahead = sum(1 for t in running if t.user_attrs.get("training") and t.number < trial.number)
-            done = self._trained(study)
+            done = self.trained(study)
             if done >= self.target:
                 trial.set_user_attr("training", False)
                 trial.set_user_attr("surplus", True)

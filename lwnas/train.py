@@ -1,13 +1,18 @@
 """Training loop shared by the search's proxy training and full retraining.
 
 SGD (momentum) or AdamW, linear warm-up then cosine decay per step, label smoothing, no weight decay on
-BN and bias, gradient clipping, AMP on GPU, deterministic seeding (data order and augmentation depend
+BN and bias, gradient clipping, optional AMP, deterministic seeding (data order and augmentation depend
 only on the seed and the epoch). A non-finite loss raises TrainingDiverged.
+
+Every device runs the same step: autocast, the GradScaler's scale/step/update (a disabled scaler on CPU and
+for bfloat16, where Paddle makes both no-ops), so the tests on CPU run the lines a GPU runs.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
@@ -18,6 +23,10 @@ from .errors import LwnasError
 
 class TrainingDiverged(LwnasError):
     """The loss became NaN or infinite."""
+
+
+AMP_DTYPES = ("float16", "bfloat16")
+LOG_EVERY = 10  # steps between reads of the loss on the host (each read waits for the device)
 
 
 @dataclass
@@ -38,6 +47,8 @@ class TrainConfig:
     seed: int = 0
     ema_decay: float = 0.0  # 0: no EMA; else evaluate (and export) an exponential moving average of the weights
     bn_recalibration: int = 16  # training batches that re-estimate batch-norm statistics before each evaluation
+    amp: bool = False  # automatic mixed precision, autocast level O1 (the command line turns it on for GPUs)
+    amp_dtype: str = "float16"  # float16 (with dynamic loss scaling) or bfloat16
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "training settings") -> "TrainConfig":
@@ -49,6 +60,8 @@ class TrainConfig:
         config = cls(**data)
         if config.optimizer not in ("sgd", "adamw"):
             raise LwnasError(f"{source}: optimizer must be sgd or adamw, got {config.optimizer!r}")
+        if config.amp_dtype not in AMP_DTYPES:
+            raise LwnasError(f"{source}: amp_dtype must be {' or '.join(AMP_DTYPES)}, got {config.amp_dtype!r}")
         if config.epochs < 1 or config.batch_size < 1 or config.resolution < 8:
             raise LwnasError(f"{source}: epochs and batch_size must be >= 1 and resolution >= 8")
         return config
@@ -68,15 +81,38 @@ class EpochResult:
     seconds: float
 
 
-def set_device(device: str) -> str:
-    """'cpu' or 'gpu' (or 'gpu:N'); a GPU request on a machine without one is a clear error."""
+def check_device(device: str, cuda_build: bool, visible_gpus: int) -> str:
+    """`device` if it names a device this machine has ('cpu', 'gpu', 'gpu:N' with N < visible GPUs), else a
+    one-line error. Pure, so every refusal is testable on a machine without GPU."""
+    kind, colon, index = device.partition(":")
+    if device == "cpu":
+        return device
+    if kind != "gpu" or (colon and not index.isdigit()):
+        raise LwnasError(f"unknown device {device!r}; expected cpu, gpu or gpu:N")
+    if not cuda_build:
+        raise LwnasError(f"--device {device} asked, but this Paddle build has no CUDA support; install "
+                         f"paddlepaddle-gpu or use --device cpu")
+    if visible_gpus == 0:
+        raise LwnasError(f"--device {device} asked, but no GPU is visible (CUDA_VISIBLE_DEVICES="
+                         f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use --device cpu")
+    if colon and int(index) >= visible_gpus:
+        raise LwnasError(f"--device {device} asked, but only {visible_gpus} GPU(s) are visible "
+                         f"(gpu:0 to gpu:{visible_gpus - 1})")
+    return device
+
+
+def visible_gpus() -> int:
+    """GPUs this process may use (after CUDA_VISIBLE_DEVICES); 0 on a CPU-only Paddle build."""
     import paddle
 
-    if device.startswith("gpu") and not paddle.device.is_compiled_with_cuda():
-        raise LwnasError("--device gpu asked, but this Paddle build has no CUDA support; install "
-                         "paddlepaddle-gpu or use --device cpu")
-    if device != "cpu" and not device.startswith("gpu"):
-        raise LwnasError(f"unknown device {device!r}; expected cpu or gpu")
+    return paddle.device.cuda.device_count() if paddle.device.is_compiled_with_cuda() else 0
+
+
+def set_device(device: str) -> str:
+    """Check `device` (see check_device) and make it Paddle's current device."""
+    import paddle
+
+    check_device(device, paddle.device.is_compiled_with_cuda(), visible_gpus())
     paddle.set_device(device)
     return device
 
@@ -117,18 +153,25 @@ def make_optimizer(model, config: TrainConfig, steps_per_epoch: int):
 
 
 class _EpochOrder:
-    """Sampler whose order depends only on (seed, epoch): a resumed run sees the same batches. Under
-    paddle.distributed.launch each of the `world` processes takes every world-th index of that order."""
+    """Sampler whose order depends only on (seed, epoch): a resumed run sees the same batches.
+
+    Under paddle.distributed.launch each of the `world` processes takes every world-th index of that order.
+    When the images do not divide evenly, the order is padded with its own first indices (as Paddle's
+    DistributedBatchSampler does) so that every process runs the same number of steps: a process with one
+    batch fewer would wait forever in the other's gradient all-reduce. At most world - 1 images are seen twice
+    per epoch."""
 
     def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
         self.n, self.seed, self.epoch, self.rank, self.world = n, seed, 0, rank, world
+        self.per_rank = -(-n // world)
 
     def __iter__(self):
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        order = np.resize(order, self.per_rank * self.world)  # repeats the first indices to fill the last round
         return iter(order[self.rank::self.world].tolist())
 
     def __len__(self):
-        return len(range(self.rank, self.n, self.world))
+        return self.per_rank
 
 
 def distributed() -> tuple[int, int]:
@@ -244,12 +287,13 @@ def train(model, train_set, val_set, config: TrainConfig,
           on_epoch: Callable[[EpochResult], None] | None = None,
           on_step: Callable[[int, int, float], None] | None = None,
           resume: dict | None = None,
-          save: Callable[[dict, bool], None] | None = None) -> list[EpochResult]:
+          save: Callable[[dict, bool], None] | None = None,
+          log_every: int = LOG_EVERY) -> list[EpochResult]:
     """Train `model` for config.epochs; `on_epoch` sees each epoch's validation result (it may raise to stop,
-    e.g. optuna.TrialPruned); `on_step(step, steps, loss)` is for progress output. `save(state, is_best)` gets
-    the full training state after every epoch, and `resume` (such a state) continues from it exactly."""
+    e.g. optuna.TrialPruned); `on_step(step, steps, loss)` is for progress output, called every `log_every`
+    steps and at an epoch's last with the mean loss since the previous call. `save(state, is_best)` gets the
+    full training state after every epoch, and `resume` (such a state) continues from it exactly."""
     import paddle
-    import paddle.nn.functional as F
 
     seed_everything(config.seed)
     rank, world = distributed()
@@ -261,13 +305,17 @@ def train(model, train_set, val_set, config: TrainConfig,
     steps = len(train_loader)
     optimizer, schedule = make_optimizer(model, config, steps)
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
-    use_amp = paddle.device.get_device().startswith("gpu")
-    scaler = paddle.amp.GradScaler() if use_amp else None
+    # Loss scaling only where fp16 needs it; Paddle also disables it off accelerators.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="AmpScaler can only be enabled on")
+        scaler = paddle.amp.GradScaler(enable=config.amp and config.amp_dtype == "float16")
     history, start_epoch = [], 0
     if resume is not None:
         model.set_state_dict(resume["model"])
         optimizer.set_state_dict(resume["optimizer"])
         schedule.set_state_dict(resume["schedule"])
+        if resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
         if ema is not None and resume.get("ema") is not None:
             ema.shadow, ema.updates = resume["ema"], resume["ema_updates"]
         paddle.set_rng_state(resume["rng"])
@@ -276,29 +324,25 @@ def train(model, train_set, val_set, config: TrainConfig,
     for epoch in range(start_epoch, config.epochs):
         view.epoch = order.epoch = epoch
         model.train()
-        start, seen, loss_sum = time.perf_counter(), 0, 0.0
+        start, seen = time.perf_counter(), 0
+        loss_sum, read_sum, read_seen = None, 0.0, 0  # loss_sum stays on the device between reads
         for step, (images, labels) in enumerate(train_loader):
-            with paddle.amp.auto_cast(enable=use_amp):
-                logits = net(images)
-                loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-            value = float(loss)
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
-                                       f"lower the learning rate (now {config.lr})")
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.minimize(optimizer, loss)
-            else:
-                loss.backward()
-                optimizer.step()
-            optimizer.clear_grad()
+            loss = _train_step(net, images, labels, optimizer, scaler, config)
             schedule.step()
             if ema is not None:
                 ema.update(model)
-            seen += len(labels)
-            loss_sum += value * len(labels)
-            if on_step is not None:
-                on_step(step + 1, steps, value)
+            batch = labels.shape[0]
+            loss_sum = loss * batch if loss_sum is None else loss_sum + loss * batch
+            seen += batch
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                total = float(loss_sum)
+                value = (total - read_sum) / (seen - read_seen)
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"loss became {value} at epoch {epoch + 1}, by step {step + 1}; "
+                                           f"lower the learning rate (now {config.lr})")
+                read_sum, read_seen = total, seen
+                if on_step is not None:
+                    on_step(step + 1, steps, value)
         elapsed = time.perf_counter() - start
         if ema is not None:
             ema.swap(model)
@@ -306,16 +350,35 @@ def train(model, train_set, val_set, config: TrainConfig,
         _, top1, top5 = evaluate(model, val_loader)
         if ema is not None:
             ema.swap(model)
-        result = EpochResult(epoch + 1, loss_sum / max(seen, 1), top1, top5, float(optimizer.get_lr()),
+        result = EpochResult(epoch + 1, read_sum / max(seen, 1), top1, top5, float(optimizer.get_lr()),
                              seen / max(elapsed, 1e-9), elapsed)
         history.append(result)
         if save is not None and rank == 0:  # one writer
             best = top1 >= max(h.top1 for h in history)
             save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                  "schedule": schedule.state_dict(), "ema": ema.shadow if ema is not None else None,
+                  "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
+                  "ema": ema.shadow if ema is not None else None,
                   "ema_updates": ema.updates if ema is not None else 0,
                   "rng": paddle.get_rng_state(), "epoch": epoch + 1,
                   "history": [h.__dict__ for h in history]}, best)
         if on_epoch is not None:
             on_epoch(result)
     return history
+
+
+def _train_step(net, images, labels, optimizer, scaler, config: TrainConfig):
+    """Forward under autocast, scaled backward, then the scaler's step (unscale, skip on inf/NaN gradients,
+    clip, update) and update. The returned loss is detached and still on the device."""
+    import paddle
+    import paddle.nn.functional as F
+
+    with warnings.catch_warnings():  # Paddle's autocast is a no-op off accelerators, and says so every step
+        warnings.filterwarnings("ignore", message="amp_guard can only be enabled on")
+        with paddle.amp.auto_cast(enable=config.amp, dtype=config.amp_dtype, level="O1"):
+            logits = net(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.clear_grad()
+    return loss.detach()

@@ -102,3 +102,14 @@ def test_num_classes_override():
     model.eval()
     assert model(paddle.randn([1, 3, 64, 64])).shape == [1, 7]
     assert model.spec.num_classes == 7
+
+
+def test_dynamic_shift_max_coefficients_are_a_buffer_that_follows_the_layer():
+    """Its initial coefficients (a1, b1, a2, b2) belong to the layer: in state_dict, and cast with it."""
+    from lwnas.blocks.micronet import DynamicShiftMax
+
+    layer = DynamicShiftMax(16, groups=4, reduction=4, branches=2, init_a=[1.0, 0.5], init_b=[0.0, 0.5])
+    assert [float(v) for v in layer.state_dict()["init"].flatten()] == [1.0, 0.0, 0.5, 0.5]
+    assert "init" in dict(layer.named_buffers())
+    layer.to(dtype="float64")
+    assert layer.init.dtype == paddle.float64

@@ -103,6 +103,12 @@ def _bad_inputs(tmp_path):
         (base + ["--flops-budget", "12M", "--storage", "nosuchdb://x"], "cannot open storage"),
         (base + ["--flops-budget", "12M", "--study", "../../etc"], "invalid study name"),
         (base + ["--flops-budget", "20M"], "created with other settings"),  # same study name, other budget
+        (base + ["--flops-budget", "12M", "--device", "gpu"], "no CUDA support"),  # this machine has no GPU
+        (base + ["--flops-budget", "12M", "--device", "gpu:x"], "unknown device 'gpu:x'"),
+        (base + ["--flops-budget", "12M", "--device", "gpu", "--workers", "2"], "no CUDA support"),
+        (base + ["--flops-budget", "12M", "--work", "2"], "unrecognized arguments: --work 2"),
+        (base + ["--flops-budget", "12M", "--amp-dtype", "fp8"], "invalid choice: 'fp8'"),
+        (["train", "--arch", "micronet_m0", "--device", "gpu:3"], "no CUDA support"),
         (["count", "micronet_m9"], "unknown config 'micronet_m9'; did you mean"),
         (["count", "hostile.yaml"], "hostile.yaml"),
         (["runs", "show", "../x"], "invalid study name"),

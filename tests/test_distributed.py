@@ -140,6 +140,6 @@ def test_workers_option_starts_local_workers(tmp_path):
     assert runner.returncode == 0, out
     assert "started 2 workers" in out and "database is locked" not in out
     finished = [line for line in out.splitlines() if line.startswith("[baseline] micronet_m0") and "latency" in line]
-    assert len(finished) == 1  # trained by the parent, not by every worker
+    assert len(finished) == 1  # trained by worker 0 alone, not by every worker
     assert "baseline micronet_m0: top-1" in out  # and compared with the workers' trials at the end
     assert "micronet_m0" in _check(storage).user_attrs["baselines"]

@@ -10,6 +10,7 @@ import time
 import optuna
 import pytest
 
+from lwnas.errors import LwnasError
 from lwnas.search import Search, SearchSettings
 from lwnas.train import TrainConfig
 
@@ -187,3 +188,26 @@ def test_seeded_searches_repeat(tmp_path):
         assert result.returncode == 0, result.stderr
         outcomes.append([(t.user_attrs["arch_hash"], t.values[0]) for t in completed(tmp_path / "runs", study)])
     assert outcomes[0] == outcomes[1] and len(outcomes[0]) == 2
+
+
+def test_workers_get_the_kth_visible_gpu_and_never_more_workers_than_gpus():
+    from lwnas.workers import gpu_masks
+
+    assert gpu_masks(2, "gpu", {"CUDA_VISIBLE_DEVICES": "3,5,6"}, visible=3) == ["3", "5"]  # not physical 0 and 1
+    assert gpu_masks(3, "gpu", {}, visible=4) == ["0", "1", "2"]
+    with pytest.raises(LwnasError, match=r"--workers 3 with --device gpu needs 3 GPUs, 2 visible \(CUDA_VISIBLE_DEVICES=4,7\)"):
+        gpu_masks(3, "gpu", {"CUDA_VISIBLE_DEVICES": "4,7"}, visible=2)
+    with pytest.raises(LwnasError, match="takes --device gpu, not gpu:1"):
+        gpu_masks(2, "gpu:1", {}, visible=2)
+
+
+def test_worker_command_lines_drop_the_parents_options_and_give_baselines_to_worker_0():
+    from lwnas.workers import worker_argv
+
+    argv = ["search", "--flops-budget", "12M", "--workers", "3", "--baseline", "micronet_m0", "--baseline=micronet_m1",
+            "--workers=3", "--seed", "1"]
+    assert worker_argv(argv, 1, ("micronet_m0", "micronet_m1"), 9) == \
+        ["search", "--flops-budget", "12M", "--seed", "1", "--until-total", "9"]
+    assert worker_argv(argv, 0, ("micronet_m0", "micronet_m1"), 9) == \
+        ["search", "--flops-budget", "12M", "--seed", "1", "--baseline", "micronet_m0", "--baseline", "micronet_m1",
+         "--until-total", "9"]

@@ -1,12 +1,16 @@
 """The shared trainer: it learns the built-in data set, a diverging loss fails cleanly, and seeded runs
 repeat exactly; latency reports a median and a spread."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import lwnas
 from lwnas import data
 from lwnas.latency import deployable, measure
-from lwnas.train import TrainConfig, TrainingDiverged, seed_everything, train
+from lwnas.train import TrainConfig, TrainingDiverged, _EpochOrder, check_device, seed_everything, train
 
 from conftest import tiny_spec
 
@@ -24,6 +28,72 @@ def test_learns_the_synthetic_set():
     _, history = _run(TrainConfig(epochs=3, batch_size=32, lr=0.1))
     assert history[-1].top1 > 40  # 10 classes: chance is 10%
     assert history[-1].loss < history[0].loss
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_amp_training_step_with_parameter_groups_clipping_and_ema(dtype):
+    """The step a GPU runs (autocast, GradScaler scale/step/update with parameter groups, clipping, EMA), run on
+    CPU where Paddle turns autocast and scaling into no-ops. `scaler.minimize` with parameter groups failed here."""
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.1, amp=True, amp_dtype=dtype, grad_clip=1.0, ema_decay=0.9)
+    _, history = _run(config)
+    assert history[-1].top1 > 40 and history[-1].loss < history[0].loss
+
+
+def test_loss_is_read_on_the_host_once_per_log_interval():
+    calls = []
+    seed_everything(0)
+    model = lwnas.build(lwnas.ArchSpec.from_dict(SPEC))
+    train(model, data.synthetic(256, 32, seed=0), data.synthetic(64, 32, seed=1), TrainConfig(epochs=1, batch_size=8),
+          on_step=lambda step, steps, loss: calls.append((step, steps, loss)), log_every=10)
+    assert [c[0] for c in calls] == [10, 20, 30, 32] and all(c[1] == 32 for c in calls)
+    assert all(np.isfinite(c[2]) and c[2] > 0 for c in calls)
+
+
+def test_amp_settings_are_checked():
+    with pytest.raises(lwnas.LwnasError, match="amp_dtype must be float16 or bfloat16"):
+        TrainConfig.from_dict({"amp": True, "amp_dtype": "fp8"})
+
+
+@pytest.mark.parametrize("device, cuda_build, gpus, message", [
+    ("gpu", False, 0, "no CUDA support"),
+    ("gpu", True, 0, "no GPU is visible"),
+    ("gpu:3", True, 2, r"only 2 GPU\(s\) are visible \(gpu:0 to gpu:1\)"),
+    ("gpu:x", True, 2, "unknown device 'gpu:x'"),
+    ("cuda", True, 2, "expected cpu, gpu or gpu:N"),
+])
+def test_device_requests_that_cannot_be_met_are_refused(device, cuda_build, gpus, message):
+    with pytest.raises(lwnas.LwnasError, match=message):
+        check_device(device, cuda_build, gpus)
+
+
+def test_device_requests_that_can_be_met_pass():
+    assert check_device("cpu", False, 0) == "cpu"
+    assert check_device("gpu", True, 1) == "gpu" and check_device("gpu:1", True, 2) == "gpu:1"
+
+
+def test_uneven_shards_give_every_process_the_same_number_of_images():
+    orders = [_EpochOrder(131, seed=0, rank=r, world=2) for r in range(2)]
+    shards = [list(o) for o in orders]
+    assert [len(s) for s in shards] == [66, 66] == [len(o) for o in orders]
+    assert set(shards[0]) | set(shards[1]) == set(range(131))  # every image; one seen twice (the padding)
+
+
+def test_two_process_data_parallel_with_an_odd_image_count_ends_with_identical_weights(tmp_path):
+    """131 images over 2 processes at batch 13: without padding rank 1 has one batch fewer and its partner waits
+    in the gradient all-reduce for ever (here: until the timeout)."""
+    tests = Path(__file__).parent
+    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(tmp_path / "logs"), str(tests / "data_parallel_worker.py"),
+                             str(tmp_path), "131"], cwd=tests, capture_output=True, text=True, timeout=240)
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*")) if p.is_file())
+    assert result.returncode == 0, result.stderr[-2000:] + logs[-3000:]
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    assert int(ranks[0]["epochs"]) == int(ranks[1]["epochs"]) == 2
+    trained = sorted(n for n in ranks[0].files if n.startswith("trained"))
+    assert len(trained) > 10 and trained == sorted(n for n in ranks[1].files if n.startswith("trained"))
+    for name in trained:
+        assert np.array_equal(ranks[0][name], ranks[1][name]), name
+    assert not all(np.array_equal(ranks[0][n], ranks[0][n.replace("trained", "initial")]) for n in trained)
 
 
 def test_seeded_runs_repeat_exactly():

@@ -34,8 +34,10 @@ class DynamicShiftMax(nn.Layer):
         self.fc = nn.Sequential(nn.Linear(channels, squeeze), nn.ReLU(), nn.Linear(squeeze, channels * 2 * branches),
                                 nn.Hardsigmoid())
         self.groups, self.branches, self.scale = groups, branches, 2 * act_max
-        self.init = paddle.to_tensor([[init_a[0], init_b[0], init_a[1], init_b[1]][:2 * branches]]).reshape(
-            [1, 2 * branches, 1, 1, 1])
+        # A buffer, not a loose tensor: it follows the layer across devices, dtypes and state_dict.
+        self.register_buffer("init", paddle.to_tensor(
+            [init_a[0], init_b[0], init_a[1], init_b[1]][:2 * branches], dtype="float32").reshape(
+            [1, 2 * branches, 1, 1, 1]))
 
     def forward(self, x):
         b, c, h, w = x.shape
