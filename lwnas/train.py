@@ -26,6 +26,7 @@ class TrainingDiverged(LwnasError):
 
 
 AMP_DTYPES = ("float16", "bfloat16")
+OPTIMIZERS = ("sgd", "adamw")
 LOG_EVERY = 10  # steps between reads of the loss on the host (each read waits for the device)
 
 
@@ -52,22 +53,53 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "training settings") -> "TrainConfig":
-        names = {f.name: f for f in fields(cls)}
+        """Settings from flags, a YAML file or a stored study, each value checked against _RULES before anything
+        uses it: a wrong one is one error naming the source, the key, the value and what would be right."""
+        names = [f.name for f in fields(cls)]
         unknown = set(data) - set(names)
         if unknown:
             raise LwnasError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(names)}")
-        config = cls(**data)
-        if config.optimizer not in ("sgd", "adamw"):
-            raise LwnasError(f"{source}: optimizer must be sgd or adamw, got {config.optimizer!r}")
-        if config.amp_dtype not in AMP_DTYPES:
-            raise LwnasError(f"{source}: amp_dtype must be {' or '.join(AMP_DTYPES)}, got {config.amp_dtype!r}")
-        if config.epochs < 1 or config.batch_size < 1 or config.resolution < 8:
-            raise LwnasError(f"{source}: epochs and batch_size must be >= 1 and resolution >= 8")
-        return config
+        return cls(**{key: _checked(key, value, source) for key, value in data.items()})
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Each setting: its type, the values it accepts, and how the error message says so.
+OPTIONAL = ("train_subset", "val_subset")  # may be None (null in YAML)
+_RULES = {
+    "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
+    "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
+    "optimizer": (str, lambda v: v in OPTIMIZERS, " or ".join(OPTIMIZERS)),
+    "lr": (float, lambda v: v > 0, "a number > 0, e.g. 0.1"),
+    "momentum": (float, lambda v: 0 <= v < 1, "a number in [0, 1), e.g. 0.9"),
+    "weight_decay": (float, lambda v: v >= 0, "a number >= 0, e.g. 4.0e-5"),
+    "warmup_epochs": (float, lambda v: v >= 0, "a number of epochs >= 0"),
+    "label_smoothing": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "grad_clip": (float, lambda v: v >= 0, "a number >= 0 (0: no clipping)"),
+    "resolution": (int, lambda v: v >= 8, "an integer >= 8"),
+    "train_subset": (int, lambda v: v >= 1, "an integer >= 1, or null for all images"),
+    "val_subset": (int, lambda v: v >= 1, "an integer >= 1, or null for all images"),
+    "workers": (int, lambda v: v >= 0, "an integer >= 0"),
+    "seed": (int, lambda v: True, "an integer"),
+    "ema_decay": (float, lambda v: 0 <= v < 1, "a number in [0, 1) (0: no EMA)"),
+    "bn_recalibration": (int, lambda v: v >= 0, "an integer >= 0"),
+    "amp": (bool, lambda v: True, "true or false"),
+    "amp_dtype": (str, lambda v: v in AMP_DTYPES, " or ".join(AMP_DTYPES)),
+}
+
+
+def _checked(key: str, value, source: str):
+    """`value` as the type of setting `key` (an integer is a valid float), or a LwnasError."""
+    kind, accepts, expected = _RULES[key]
+    if kind is float and type(value) is int:
+        value = float(value)
+    if value is None and key in OPTIONAL:
+        return value
+    if type(value) is not kind or not accepts(value):  # type(), not isinstance(): True is no integer here
+        raise LwnasError(f"{source}: {key}: {value!r} is not valid; expected {expected}")
+    return value
 
 
 @dataclass

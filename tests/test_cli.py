@@ -86,6 +86,7 @@ HOSTILE = "name: !!python/object/apply:os.system ['touch pwned']\nresolution: 22
 def _bad_inputs(tmp_path):
     (tmp_path / "hostile.yaml").write_text(HOSTILE)
     (tmp_path / "broken.yaml").write_text("proxy: [\n")
+    (tmp_path / "typed.yaml").write_text("proxy: {lr: fast}\ntrain: {epochs: two}\n")
     (tmp_path / "a_file").write_text("")
     base = ["search", "--epochs", "1", "--train-subset", "64", "--val-subset", "32", "--latency-runs", "2"]
     return [
@@ -96,6 +97,10 @@ def _bad_inputs(tmp_path):
         (base + ["--flops-budget", "12M", "--space", "nano"], "unknown search space 'nano'"),
         (base + ["--flops-budget", "12M", "--space", "hostile.yaml"], "hostile.yaml"),
         (base + ["--flops-budget", "12M", "--proxy-config", "broken.yaml"], "broken.yaml: malformed YAML"),
+        (base + ["--flops-budget", "12M", "--proxy-config", "typed.yaml"],
+         "typed.yaml: lr: 'fast' is not valid; expected a number > 0"),
+        (["train", "--arch", "micronet_m0", "--config", "typed.yaml"],
+         "typed.yaml: epochs: 'two' is not valid; expected an integer >= 1"),
         (base + ["--flops-budget", "12M", "--data", "missing/"], "data set not found: missing/"),
         (base + ["--flops-budget", "12M", "--runs-dir", "a_file/runs"], "is not writable"),
         (base + ["--flops-budget", "12M", "--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"],

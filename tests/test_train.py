@@ -49,9 +49,19 @@ def test_loss_is_read_on_the_host_once_per_log_interval():
     assert all(np.isfinite(c[2]) and c[2] > 0 for c in calls)
 
 
-def test_amp_settings_are_checked():
-    with pytest.raises(lwnas.LwnasError, match="amp_dtype must be float16 or bfloat16"):
-        TrainConfig.from_dict({"amp": True, "amp_dtype": "fp8"})
+@pytest.mark.parametrize("key, value, expected", [
+    ("lr", "fast", "a number > 0"), ("epochs", "two", "an integer >= 1"), ("epochs", True, "an integer >= 1"),
+    ("epochs", 2.5, "an integer >= 1"), ("momentum", 1.5, r"a number in \[0, 1\)"), ("amp", "yes", "true or false"),
+    ("amp_dtype", "fp8", "float16 or bfloat16"), ("train_subset", 0, "an integer >= 1, or null"), ("seed", None, "an integer"),
+])
+def test_every_setting_is_type_and_range_checked(key, value, expected):
+    with pytest.raises(lwnas.LwnasError, match=f"^proxy.yaml: {key}: .* is not valid; expected {expected}"):
+        TrainConfig.from_dict({key: value}, "proxy.yaml")
+
+
+def test_integers_are_valid_floats_and_subsets_may_be_null():
+    config = TrainConfig.from_dict({"lr": 1, "train_subset": None, "amp": True})
+    assert config.lr == 1.0 and type(config.lr) is float and config.train_subset is None and config.amp is True
 
 
 @pytest.mark.parametrize("device, cuda_build, gpus, message", [
@@ -113,7 +123,7 @@ def test_nan_loss_raises_training_diverged():
 def test_bad_settings_are_named():
     with pytest.raises(lwnas.LwnasError, match="unknown setting"):
         TrainConfig.from_dict({"epochz": 3})
-    with pytest.raises(lwnas.LwnasError, match="optimizer"):
+    with pytest.raises(lwnas.LwnasError, match="optimizer: 'lion' is not valid; expected sgd or adamw"):
         TrainConfig.from_dict({"optimizer": "lion"})
 
 
