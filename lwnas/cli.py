@@ -364,6 +364,18 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resume_hint(command: str, argv: list[str]) -> str:
+    """How to go on after Ctrl-C: a search resumes with the same command, a training run with --resume."""
+    import shlex
+
+    if command == "search":
+        return f"; the study keeps every finished trial, and this resumes it: lwnas {shlex.join(argv)}"
+    if command == "train":
+        again = argv if "--resume" in argv else [*argv, "--resume"]
+        return f"; the last finished epoch is kept, and this resumes it: lwnas {shlex.join(again)}"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
@@ -377,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lwnas: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lwnas: interrupted", file=sys.stderr)
+        print(f"lwnas: interrupted{_resume_hint(args.command, argv)}", file=sys.stderr)
         return 130
     return 0
 

@@ -172,6 +172,10 @@ def make_sampler(settings: SearchSettings):
     return optuna.samplers.RandomSampler(seed=settings.seed)
 
 
+class Interrupted(LwnasError):
+    """Ctrl-C during a trial: the trial is failed, its parameters queued to be tried first on resume."""
+
+
 class Progress:
     """One live line per trial: trial n/N, arch hash, MAdds, epoch/step, accuracy, ETA."""
 
@@ -287,7 +291,8 @@ class Search:
         import optuna
 
         settings = self.settings
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Failed trials are reported on the progress line; Optuna's own report adds their parameters and a traceback.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         self.load_data()  # first: a bad data path must not create a study
         study = self.open_study()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -301,16 +306,18 @@ class Search:
         self.target = settings.until_total or self.trained(study) + settings.trials
 
         def stop_when_done(study, trial):
-            if self.trained(study) >= self.target or self._attempts >= attempts:
+            if self.interrupted or self.trained(study) >= self.target or self._attempts >= attempts:
                 study.stop()
             elif self.stats["failed"] >= max(3, settings.trials):
                 self.progress.note(f"stopping: {self.stats['failed']} trials failed (see their 'error' attribute "
                                    f"in `lwnas runs show`); check the proxy settings, e.g. --lr")
                 study.stop()
 
-        self._attempts = 0
-        study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged,),
+        self._attempts, self.interrupted = 0, False
+        study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged, Interrupted),
                        gc_after_trial=True)
+        if self.interrupted:
+            raise KeyboardInterrupt
         if self.trained(study) < self.target and self._attempts >= attempts:
             self.progress.note(f"stopped after {self._attempts} samples: only {self.stats['trained']} new "
                                f"architectures found (the others were duplicates or over budget)")
@@ -381,6 +388,17 @@ class Search:
 
     # ---- one trial ------------------------------------------------------------------------
     def objective(self, trial):
+        """One trial (see _trial); Ctrl-C fails it cleanly and queues its parameters for the resumed search."""
+        try:
+            return self._trial(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("error", "interrupted (Ctrl-C); retried first when the search resumes")
+            if trial.params:
+                trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            self.interrupted = True
+            raise Interrupted(f"trial {trial.number} interrupted") from None
+
+    def _trial(self, trial):
         import optuna
 
         from .build import build

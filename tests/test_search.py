@@ -84,6 +84,33 @@ def test_killed_search_resumes_with_finished_trials_intact(tmp_path):
     assert len(trained_after) >= len([n for n, (_, a) in before.items() if "duplicate_of" not in a]) + 1
 
 
+def test_ctrl_c_fails_the_trial_cleanly_and_the_same_command_retries_it(tmp_path):
+    """SIGINT mid-trial: exit 130, one line with the command that resumes, no traceback; that command then
+    trains the interrupted trial's architecture first."""
+    args = ["search", "--flops-budget", "12M", "--trials", "1", "--seed", "0", "--study", "ctrl-c", *FAST,
+            "--epochs", "3"]
+    worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    for line in worker.stdout:  # the first epoch of the first trial is done: the trial is in its second
+        if "epoch 1/3" in line or time.time() > deadline:
+            break
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 130, err
+    assert "Traceback" not in err + out and "parameters" not in err
+    ours = [line for line in err.splitlines() if line.startswith("lwnas:")]
+    assert ours == [f"lwnas: interrupted; the study keeps every finished trial, and this resumes it: "
+                    f"lwnas {' '.join(args)}"]
+    interrupted = [t for t in trials(tmp_path / "runs", "ctrl-c") if t.state == optuna.trial.TrialState.FAIL]
+    assert len(interrupted) == 1 and "interrupted" in interrupted[0].user_attrs["error"]
+
+    resumed = run(*args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    retried = [t for t in completed(tmp_path / "runs", "ctrl-c") if t.user_attrs.get("retry_of") == interrupted[0].number]
+    assert len(retried) == 1 and retried[0].user_attrs["arch_hash"] == interrupted[0].user_attrs["arch_hash"]
+
+
 def _settings(tmp_path, space, **proxy):
     config = TrainConfig(**{"epochs": 1, "batch_size": 32, "train_subset": 64, "val_subset": 32, **proxy})
     return SearchSettings(space=str(space), budget=50_000_000, trials=2, runs_dir=str(tmp_path / "runs"),
