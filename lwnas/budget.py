@@ -7,15 +7,16 @@ import re
 from .errors import LwnasError
 
 _SUFFIX = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
-_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
+# No space between number and suffix: '12 M' is refused rather than guessed.
+_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)([kKmMgG]?)\s*$")
 
 
 def parse_count(text: str, what: str = "budget") -> int:
     """`12M` -> 12_000_000. Suffixes K, M, G (case-insensitive) or scientific notation; must be positive."""
     match = _PATTERN.match(str(text))
     if not match:
-        raise LwnasError(f"invalid {what} {text!r}: expected a positive number with an optional K/M/G suffix, "
-                         f"e.g. 12M, 12e6, 0.3G")
+        raise LwnasError(f"invalid {what} {text!r}: expected a positive number with an optional K/M/G suffix "
+                         f"and no space between them, e.g. 12M, 12e6, 0.3G")
     value = float(match.group(1)) * _SUFFIX[match.group(2).upper()]
     if not math.isfinite(value) or value < 1:
         raise LwnasError(f"invalid {what} {text!r}: must be at least 1 multiply-add, e.g. 12M")

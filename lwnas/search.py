@@ -374,7 +374,7 @@ class Search:
     def compare_with_baselines(self, study):
         """One line per baseline: which trained trial beats it (higher top-1; with two objectives, a trial that
         dominates it on top-1 and latency), or that none does."""
-        trained = self._trained_trials(study)
+        trained = self.trained_trials(study)
         for name, b in sorted(study.user_attrs.get("baselines", {}).items()):
             winners = [t for t in trained if _beats(t.user_attrs, b, self.settings.multi)]
             head = f"baseline {name}: top-1 {b['top1']:.1f}%, {human(b['madds'])} MAdds, {b['latency_ms']:.2f} ms"
@@ -496,7 +496,7 @@ class Search:
             time.sleep(1)
 
     @staticmethod
-    def _trained_trials(study) -> list:
+    def trained_trials(study) -> list:
         """Completed trials that trained their architecture (not reused duplicates), from every worker."""
         import optuna
 
@@ -505,7 +505,7 @@ class Search:
 
     @classmethod
     def trained(cls, study) -> int:
-        return len(cls._trained_trials(study))
+        return len(cls.trained_trials(study))
 
     def _reserve_slot(self, trial, arch_hash: str):
         """Train only if the study still needs trials: completed plus those reserved by lower-numbered running

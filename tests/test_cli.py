@@ -94,6 +94,7 @@ def _bad_inputs(tmp_path):
         (base + ["--flops-budget=-5M"], "invalid --flops-budget"),
         (base + ["--flops-budget", "0"], "invalid --flops-budget"),
         (base + ["--flops-budget", ""], "invalid --flops-budget"),
+        (base + ["--flops-budget", "12 M"], "invalid --flops-budget '12 M'"),
         (base + ["--flops-budget", "12M", "--space", "nano"], "unknown search space 'nano'"),
         (base + ["--flops-budget", "12M", "--space", "hostile.yaml"], "hostile.yaml"),
         (base + ["--flops-budget", "12M", "--proxy-config", "broken.yaml"], "broken.yaml: malformed YAML"),
@@ -119,6 +120,7 @@ def _bad_inputs(tmp_path):
         (["runs", "show", "../x"], "invalid study name"),
         (["runs", "show", "nosuchstudy"], "no study 'nosuchstudy'"),
         (["train", "--arch", "nosuchstudy:3"], "no study 'nosuchstudy'"),
+        (["train", "--arch", "keep:99"], "study 'keep': no trial 99; trained trials: 0"),
         (["eval", "--checkpoint", "nowhere.pdckpt"], "checkpoint not found"),
     ]
 

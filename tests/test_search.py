@@ -104,6 +104,9 @@ def test_ctrl_c_fails_the_trial_cleanly_and_the_same_command_retries_it(tmp_path
                     f"lwnas {' '.join(args)}"]
     interrupted = [t for t in trials(tmp_path / "runs", "ctrl-c") if t.state == optuna.trial.TrialState.FAIL]
     assert len(interrupted) == 1 and "interrupted" in interrupted[0].user_attrs["error"]
+    refused = run("train", "--arch", f"ctrl-c:{interrupted[0].number}", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip() == \
+        f"lwnas: error: study 'ctrl-c': trial {interrupted[0].number} is failed, not trained; trained trials: none"
 
     resumed = run(*args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

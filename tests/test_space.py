@@ -88,7 +88,8 @@ def test_budget_strings(text, value):
     assert parse_count(text) == value
 
 
-@pytest.mark.parametrize("text", ["12X", "-5M", "0", "", "M", "1e400", "twelve", "12MM", "nan", "0.0000001M"])
+@pytest.mark.parametrize("text", ["12X", "-5M", "0", "", "M", "1e400", "twelve", "12MM", "nan", "0.0000001M",
+                                  "12 M", "1 2M"])
 def test_bad_budget_strings(text):
     with pytest.raises(LwnasError, match="budget"):
         parse_count(text)
