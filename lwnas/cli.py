@@ -173,7 +173,8 @@ def cmd_train(args):
     config = TrainConfig.from_dict(_with_amp_default(settings, args.device), args.config or "training settings")
     output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
     set_device(args.device)
-    _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images)
+    _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images,
+                           epochs=args.epochs if args.resume else None)
     print(f"done: best top-1 {max(h.top1 for h in history):.2f}%; checkpoints and logs in {output}")
 
 

@@ -39,6 +39,13 @@ class ImageSet:
     def __len__(self):
         return len(self.labels)
 
+    def skipped_note(self, other: "ImageSet") -> str:
+        """One line on the images --skip-bad-images left out of this split and `other`, or '' if none."""
+        skipped = self.skipped + other.skipped
+        if not skipped:
+            return ""
+        return f"--skip-bad-images: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}"
+
     def subset(self, n: int | None, seed: int = 0) -> "ImageSet":
         """At most n images, the same classes in the same proportions for a given seed."""
         if n is None or n >= len(self):
@@ -172,8 +179,9 @@ def _decode(files, classes, resolution: int, skip_bad: bool) -> ImageSet:
                 images.append(_square(img.convert("RGB"), side))
         except (OSError, ValueError) as err:
             if not skip_bad:
-                raise LwnasError(f"{path}: unreadable image ({err.__class__.__name__}); "
-                                 f"fix or remove it, or pass --skip-bad-images") from None
+                problem = "image file not found" if isinstance(err, FileNotFoundError) else \
+                    f"unreadable image ({err.__class__.__name__})"
+                raise LwnasError(f"{path}: {problem}; fix or remove it, or pass --skip-bad-images") from None
             skipped.append(str(path))
             continue
         labels.append(label)

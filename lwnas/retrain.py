@@ -66,9 +66,12 @@ def _visualdl(folder: Path):
 
 
 def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resume: bool = False,
-              skip_bad: bool = False, stream=sys.stdout):
+              skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None):
+    """Train `spec` into the run folder `output`, or continue the run there (`resume`) with its stored settings;
+    `epochs` (--epochs given with --resume) may extend it, a finished run included: the cosine schedule then
+    stretches to the new length."""
     from .build import build
-    from .train import distributed, load_data, seed_everything, train
+    from .train import distributed, load_data, seed_everything, train, warmup_epochs
 
     state = checkpoint.load_latest(output, warn=lambda m: print(m, file=sys.stderr)) if output.exists() else None
     if state is not None and not resume:
@@ -80,8 +83,19 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
         if state["arch_hash"] != spec.arch_hash:
             raise LwnasError(f"{output} holds a run of another architecture ({state['arch_hash']}, asked "
                              f"{spec.arch_hash}); choose another --output")
-        config = TrainConfig.from_dict(state["config"])
+        config = TrainConfig.from_dict(state["config"], f"{output}'s stored settings")
+        if epochs is not None and epochs != config.epochs:
+            if epochs < state["epoch"]:
+                raise LwnasError(f"{output} has trained {state['epoch']} epochs already; --epochs {epochs} cannot "
+                                 f"shorten it (give more epochs to extend it)")
+            stream.write(f"extending {output} from {config.epochs} to {epochs} epochs\n")
+            config = TrainConfig.from_dict({**config.to_dict(), "epochs": epochs})
+    if warmup_epochs(config) < config.warmup_epochs:
+        stream.write(f"warm-up shortened from {config.warmup_epochs:g} to {warmup_epochs(config):g} epochs, a "
+                     f"quarter of this {config.epochs}-epoch run\n")
     train_set, val_set = load_data(data, config, skip_bad)
+    if train_set.skipped_note(val_set):
+        stream.write(train_set.skipped_note(val_set) + "\n")
     writer_process = distributed()[0] == 0  # under paddle.distributed.launch only rank 0 writes files
     if writer_process:
         output.mkdir(parents=True, exist_ok=True)
@@ -166,6 +180,8 @@ def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:
         try:
             with Image.open(image) as img:
                 array = _square(img.convert("RGB"), round(resolution / 0.875))
+        except FileNotFoundError:
+            raise LwnasError(f"{image}: image file not found") from None
         except (OSError, ValueError) as err:
             raise LwnasError(f"{image}: unreadable image ({type(err).__name__})") from None
         x, _ = Augmented(ImageSet(array[None], np.zeros(1, np.int64), state["classes"]), resolution, False)[0]

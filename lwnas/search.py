@@ -301,6 +301,8 @@ class Search:
         self.progress.note(f"study {self.name} in {_redact(self.url)}: {before} completed trial(s) so far; "
                            f"space {self.space.name}, budget {human(settings.budget)} MAdds, data {settings.data} "
                            f"({len(self.train_set)} train / {len(self.val_set)} val images)")
+        if self.train_set.skipped_note(self.val_set):
+            self.progress.note(self.train_set.skipped_note(self.val_set))
         self.train_baselines(study)
         attempts = max(50, 30 * settings.trials)
         self.target = settings.until_total or self.trained(study) + settings.trials

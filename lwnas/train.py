@@ -27,6 +27,7 @@ class TrainingDiverged(LwnasError):
 
 AMP_DTYPES = ("float16", "bfloat16")
 OPTIMIZERS = ("sgd", "adamw")
+MAX_WARMUP_FRACTION = 0.25
 LOG_EVERY = 10  # steps between reads of the loss on the host (each read waits for the device)
 
 
@@ -166,11 +167,17 @@ def _param_groups(model, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def warmup_epochs(config: TrainConfig) -> float:
+    """The warm-up actually used: at most a quarter of the run, so that a short run (2 epochs with the default
+    3-epoch warm-up) still reaches its learning rate instead of ending inside the warm-up."""
+    return min(config.warmup_epochs, config.epochs * MAX_WARMUP_FRACTION)
+
+
 def make_optimizer(model, config: TrainConfig, steps_per_epoch: int):
     import paddle
 
     total = config.epochs * steps_per_epoch
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    warmup = int(round(warmup_epochs(config) * steps_per_epoch))
     schedule = paddle.optimizer.lr.CosineAnnealingDecay(config.lr, T_max=max(1, total - warmup))
     if warmup:
         schedule = paddle.optimizer.lr.LinearWarmup(schedule, warmup, 0.0, config.lr)

@@ -86,6 +86,24 @@ def test_paddleclas_list_files(tmp_path):
     (tmp_path / "train_list.txt").write_text("images/0.jpg zero\n")
     with pytest.raises(LwnasError, match=r"train_list.txt:1: expected"):
         data.load(str(tmp_path), "train", 16)
+    (tmp_path / "train_list.txt").write_text("images/0.jpg 0\nimages/9.jpg 1\n")
+    with pytest.raises(LwnasError, match=r"images/9.jpg: image file not found; fix or remove it"):
+        data.load(str(tmp_path), "train", 16)
+
+
+def test_skipped_images_are_counted_where_the_user_sees_them(tmp_path):
+    import subprocess
+    import sys
+
+    for split, count in (("train", 12), ("val", 4)):
+        for i in range(count):
+            _image(tmp_path / split / ("cat" if i % 2 else "dog") / f"{i}.png", (40 * (i % 2), 0, 0))
+    (tmp_path / "train" / "dog" / "bad.jpg").write_bytes(b"not a jpeg")
+    result = subprocess.run([sys.executable, "-m", "lwnas.cli", "train", "--arch", "micronet_m0", "--data",
+                             str(tmp_path), "--epochs", "1", "--resolution", "32", "--batch-size", "4",
+                             "--output", str(tmp_path / "run"), "--skip-bad-images"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--skip-bad-images: skipped 1 unreadable image(s), e.g. " in result.stdout and "bad.jpg" in result.stdout
 
 
 def test_missing_path_names_the_formats(tmp_path):

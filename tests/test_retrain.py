@@ -140,3 +140,14 @@ def test_two_process_data_parallel_training(tmp_path, arch):
     lines = (tmp_path / "dp" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     assert checkpoint.load(tmp_path / "dp" / checkpoint.LAST)["epoch"] == 2
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(trained, arch):
+    shorter = run("train", "--arch", arch, "--output", str(trained), "--resume", "--epochs", "1", cwd=trained)
+    assert shorter.returncode == 2 and "has trained 2 epochs already" in shorter.stderr
+    longer = run("train", "--arch", arch, "--output", str(trained), "--resume", "--epochs", "3", cwd=trained)
+    assert longer.returncode == 0, longer.stderr
+    assert "extending" in longer.stdout and "from 2 to 3 epochs" in longer.stdout
+    assert checkpoint.load(trained / checkpoint.LAST)["epoch"] == 3
+    assert [json.loads(line)["epoch"] for line in (trained / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert json.loads((trained / "config.json").read_text())["epochs"] == 3

@@ -161,3 +161,20 @@ def test_batch_norm_recalibration_uses_exact_statistics_of_the_current_weights()
     assert np.allclose(norm._mean.numpy(), means, atol=1e-7)
     assert np.allclose(norm._variance.numpy(), variances.mean(axis=0), rtol=1e-4)  # Paddle keeps the biased one
     assert norm._momentum == 0.9 and model.training
+
+
+def test_short_runs_leave_the_warm_up():
+    """The training default warms up for 3 epochs; a 2-epoch run would end at lr 0.067 without ever reaching
+    0.1. Capped at a quarter of the run, it peaks after half an epoch."""
+    import paddle
+
+    from lwnas.train import make_optimizer, warmup_epochs
+
+    config = TrainConfig(epochs=2, warmup_epochs=3.0, lr=0.1)
+    assert warmup_epochs(config) == 0.5 and warmup_epochs(TrainConfig(epochs=100, warmup_epochs=3.0)) == 3.0
+    _, schedule = make_optimizer(paddle.nn.Linear(2, 2), config, steps_per_epoch=10)
+    rates = []
+    for _ in range(20):
+        rates.append(schedule())
+        schedule.step()
+    assert max(rates) == pytest.approx(0.1) and rates.index(max(rates)) == 5
