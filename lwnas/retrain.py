@@ -194,12 +194,31 @@ def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:
 
 
 def export(path: Path, output: Path, fmt: str = "paddle", resolution: int | None = None) -> Path:
-    """Export a trained checkpoint for deployment (see `export_model`), with its classes and spec beside it."""
+    """Export a trained checkpoint for deployment (see `export_model`) at the resolution it was trained and
+    evaluated at, unless `resolution` says otherwise, with what a deployment needs beside it: preprocess.json
+    (see `preprocessing`), classes.json and spec.yaml."""
     model, state, spec = load_trained(path)
-    exported = export_model(model, spec, output, fmt, resolution)
+    res = resolution or state["config"]["resolution"]
+    exported = export_model(model, spec, output, fmt, res)
+    files = sorted(f.name for f in output.iterdir() if f.name.startswith("model."))  # Paddle: graph + weights
+    (output / "preprocess.json").write_text(json.dumps(
+        {"format": fmt, "files": files, **preprocessing(res), "classes": state["classes"]}, indent=2))
     (output / "classes.json").write_text(json.dumps(state["classes"]))
     (output / "spec.yaml").write_text(spec.to_yaml())
     return exported
+
+
+def preprocessing(resolution: int) -> dict:
+    """How lwnas evaluates and predicts, in words a deployment can follow without lwnas (see the README's
+    example): RGB; shorter side resized to `resize_short` (bilinear), centre square of that side, resized to
+    `resolution` (bilinear); (pixel - mean) / std with pixels in 0-255; NCHW float32, input named `input_name`."""
+    from . import __version__
+    from .data import MEAN, STD
+
+    return {"input_name": "x", "input_shape": [1, 3, resolution, resolution], "layout": "NCHW",
+            "channel_order": "RGB", "resize_short": round(resolution / 0.875), "resolution": resolution,
+            "interpolation": "bilinear", "mean": [round(float(m), 4) for m in MEAN],
+            "std": [round(float(v), 4) for v in STD], "lwnas_version": __version__}
 
 
 def export_model(model, spec, output: Path, fmt: str = "paddle", resolution: int | None = None) -> Path:
@@ -210,6 +229,12 @@ def export_model(model, spec, output: Path, fmt: str = "paddle", resolution: int
 
     if fmt not in ("paddle", "onnx"):
         raise LwnasError(f"unknown export format {fmt!r}; expected paddle or onnx")
+    if fmt == "onnx":  # checked before anything is written: a failed export leaves no empty folder
+        try:
+            import paddle2onnx  # noqa: F401
+        except ImportError:
+            raise LwnasError("ONNX export needs paddle2onnx: pip install paddle2onnx (from an lwnas checkout: "
+                             "pip install -e '.[onnx]')") from None
     model = deployable(model)
     res = resolution or spec.resolution
     output.mkdir(parents=True, exist_ok=True)
@@ -217,10 +242,6 @@ def export_model(model, spec, output: Path, fmt: str = "paddle", resolution: int
     if fmt == "paddle":
         paddle.jit.save(model, str(output / "model"), input_spec=input_spec)
         return output / "model"
-    try:
-        import paddle2onnx  # noqa: F401
-    except ImportError:
-        raise LwnasError("ONNX export needs paddle2onnx: pip install 'lwnas[onnx]'") from None
     from .blocks.common import portable_shuffle
 
     with portable_shuffle():

@@ -151,3 +151,38 @@ def test_resume_with_more_epochs_extends_a_finished_run(trained, arch):
     assert checkpoint.load(trained / checkpoint.LAST)["epoch"] == 3
     assert [json.loads(line)["epoch"] for line in (trained / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert json.loads((trained / "config.json").read_text())["epochs"] == 3
+
+
+def test_readme_deployment_example_gives_lwnas_predicts_probabilities(trained):
+    """The README's deploy.py, run outside lwnas on both export formats, agrees with `lwnas predict`."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    script = re.search(r"```python\n(# deploy\.py\n.*?)```", readme, re.S).group(1)
+    (trained / "deploy.py").write_text(script)
+    Image.new("RGB", (61, 45), (30, 200, 90)).save(trained / "x.png")
+    predicted = run("predict", "--checkpoint", str(trained), str(trained / "x.png"), "--json", cwd=trained)
+    assert predicted.returncode == 0, predicted.stderr
+    expected = {t["class"]: t["probability"] for t in json.loads(predicted.stdout)[0]["top"]}
+    for fmt in ("paddle", "onnx"):
+        exported = run("export", "--checkpoint", str(trained), "--output", fmt, "--format", fmt, cwd=trained)
+        assert exported.returncode == 0, exported.stderr
+        pre = json.loads((trained / fmt / "preprocess.json").read_text())
+        assert pre["resolution"] == 32 and pre["classes"] == json.loads((trained / "classes.json").read_text())
+        deployed = subprocess.run([sys.executable, "deploy.py", fmt, "x.png"], cwd=trained, capture_output=True,
+                                  text=True)
+        assert deployed.returncode == 0, deployed.stderr
+        got = json.loads(deployed.stdout.strip().splitlines()[-1])
+        assert list(got) == list(expected)
+        assert np.allclose(list(got.values()), list(expected.values()), atol=1e-5), (fmt, got, expected)
+
+
+def test_onnx_export_without_paddle2onnx_says_how_to_install_it_and_writes_nothing(trained):
+    code = ("import sys; sys.modules['paddle2onnx'] = None; from lwnas.cli import main; "
+            "sys.exit(main(['export', '--checkpoint', '.', '--output', 'nope', '--format', 'onnx']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=trained, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "lwnas: error: ONNX export needs paddle2onnx: pip install paddle2onnx (from an lwnas checkout: "
+        "pip install -e '.[onnx]')"]
+    assert not (trained / "nope").exists()
