@@ -1,5 +1,9 @@
 """lwnas: hardware-aware neural architecture search for lightweight image classifiers, on PaddlePaddle."""
+import os
 import warnings
+
+# Paddle's C++ log (read once, when Paddle loads): errors only, without its PIR warnings and executor notes.
+os.environ.setdefault("GLOG_minloglevel", "2")
 
 # Paddle prints a ccache hint (relevant only when compiling custom ops) on every import.
 warnings.filterwarnings("ignore", message="No ccache found")

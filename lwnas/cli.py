@@ -5,15 +5,10 @@ import argparse
 import json
 import sys
 
+from . import __version__
 from .budget import human
 from .errors import LwnasError
-
-
-def _print_table(rows: list[dict], columns: list[str]):
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
+from .table import print_table
 
 
 def cmd_configs(args):
@@ -32,7 +27,7 @@ def cmd_configs(args):
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    _print_table([{**r, "madds": human(r["madds"]), "params": human(r["params"]),
+    print_table([{**r, "madds": human(r["madds"]), "params": human(r["params"]),
                    "published_top1": r["published_top1"] if r["published_top1"] is not None else "-"} for r in rows],
                  ["name", "family", "resolution", "madds", "params", "published_top1"])
 
@@ -66,7 +61,7 @@ def cmd_show(args):
         return
     print(spec.to_yaml())
     print(f"# arch hash {spec.arch_hash}")
-    _print_table([{"layer": r.path, "type": r.type, "in": "x".join(map(str, r.in_shape)),
+    print_table([{"layer": r.path, "type": r.type, "in": "x".join(map(str, r.in_shape)),
                    "out": "x".join(map(str, r.out_shape)), "madds": human(r.macs), "params": human(r.params)}
                   for r in rows], ["layer", "type", "in", "out", "madds", "params"])
     print(f"total: {human(sum(r.macs for r in rows))} MAdds, {human(sum(r.params for r in rows))} params")
@@ -244,6 +239,7 @@ def _add_amp_options(p):
 
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lwnas", description="Hardware-aware NAS for lightweight classifiers.")
+    parser.add_argument("--version", action="version", version=f"lwnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("configs", help="list the named paper configs with their computed cost")
@@ -362,6 +358,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("paddle", "onnx"), default="paddle")
     p.add_argument("--resolution", type=_positive_int, help="input resolution (default the spec's)")
     p.set_defaults(func=cmd_export)
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="also show third-party log output (Paddle, paddle2onnx, Optuna)")
     return parser
 
 
@@ -380,6 +379,9 @@ def _resume_hint(command: str, argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    from .quiet import configure
+
+    configure(args.verbose)
     args.argv = argv  # --workers hands its own command line to the workers
     if getattr(args, "action", None) == "show" and not args.study:
         print("lwnas: error: runs show needs a study name (see `lwnas runs`)", file=sys.stderr)
@@ -392,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lwnas: interrupted{_resume_hint(args.command, argv)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left early (`lwnas runs --json | head`): stop quietly, as `cat` would
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's final flush cannot fail
+        return 141  # 128 + SIGPIPE, the shell's code for a writer whose pipe closed
     return 0
 
 

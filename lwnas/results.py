@@ -31,9 +31,9 @@ def list_studies(url: str | None, runs_dir: str, as_json: bool = False):
     if not rows:
         print(f"no studies in {_redact(url)}; start one with `lwnas search --flops-budget 12M`")
         return
-    from .cli import _print_table
+    from .table import print_table
 
-    _print_table([{**r, "budget": human(r["budget"]) if r["budget"] else "?",
+    print_table([{**r, "budget": human(r["budget"]) if r["budget"] else "?",
                    "best_top1": f"{r['best_top1']:.1f}" if r["best_top1"] is not None else "-"} for r in rows],
                  ["study", "space", "budget", "objective", "completed", "trials", "best_top1"])
 
@@ -68,7 +68,7 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     if not rows:
         print(f"study {name}: no completed trials yet")
         return
-    from .cli import _print_table
+    from .table import print_table
 
     def readable(r):
         return {**r, "madds": human(r["madds"]), "params": human(r["params"]), "top1": f"{r['top1']:.1f}",
@@ -76,17 +76,20 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
 
     title = "best trials" if len(study.directions) == 1 else "Pareto front (top-1 vs latency)"
     print(f"study {name}: {len(complete)} trained architectures; {title}:")
-    _print_table([readable(r) for r in rows], ["trial", "arch_hash", "madds", "params", "top1", "latency_ms"])
+    print_table([readable(r) for r in rows], ["trial", "arch_hash", "madds", "params", "top1", "latency_ms"])
     if baselines:
         print("baselines (named configs, same proxy training):")
-        _print_table([readable(b) for b in baselines], ["baseline", "arch_hash", "madds", "params", "top1",
+        print_table([readable(b) for b in baselines], ["baseline", "arch_hash", "madds", "params", "top1",
                                                          "latency_ms"])
     print(f"specs written to {out / 'front'}/ (train one with `lwnas train --arch FILE.yaml`); plot: {plot}")
 
 
 def write_front(folder: Path, trials) -> list[Path]:
+    """The trials' specs in folder/front/, replacing the files an earlier call wrote (the front may have moved)."""
     target = folder / "front"
     target.mkdir(parents=True, exist_ok=True)
+    for old in target.glob("trial_*.yaml"):
+        old.unlink()
     paths = []
     for t in trials:
         path = target / f"trial_{t.number:04d}_{t.user_attrs['arch_hash']}.yaml"

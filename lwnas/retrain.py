@@ -244,6 +244,8 @@ def export_model(model, spec, output: Path, fmt: str = "paddle", resolution: int
         return output / "model"
     from .blocks.common import portable_shuffle
 
-    with portable_shuffle():
+    from .quiet import third_party_output
+
+    with portable_shuffle(), third_party_output():  # paddle2onnx and Polygraphy print banners and progress
         paddle.onnx.export(model, str(output / "model"), input_spec=input_spec, opset_version=13)
     return output / "model.onnx"

@@ -193,23 +193,29 @@ class Progress:
         self.prefix = f"[baseline] {name} {arch_hash} {human(macs)} MAdds"
         self.trial_start = time.time()
 
-    def eta(self) -> str:
-        if not self.trial_times:
+    def eta(self, done_fraction: float) -> str:
+        """Time left for the remaining trials: the mean of the trials timed so far (this run's, or the study's
+        earlier ones when resuming), else this trial's pace (`done_fraction` of it in the time since it began)."""
+        elapsed = time.time() - self.trial_start
+        if self.trial_times:
+            per_trial = sum(self.trial_times) / len(self.trial_times)
+        elif done_fraction > 0:
+            per_trial = elapsed / done_fraction
+        else:
             return "?"
-        left = (self.total - self.done) * (sum(self.trial_times) / len(self.trial_times))
-        left -= time.time() - self.trial_start
-        return time.strftime("%M:%S", time.gmtime(max(0, left)))
+        left = (self.total - self.done) * per_trial - elapsed
+        return time.strftime("%H:%M:%S" if left >= 3600 else "%M:%S", time.gmtime(max(0, round(left))))
 
     def step(self, epoch: int, epochs: int, step: int, steps: int, loss: float):
         if self.tty:
             self.stream.write(f"\r{self.prefix} | epoch {epoch}/{epochs} step {step}/{steps} loss {loss:.3f} "
-                              f"| ETA {self.eta()}   ")
+                              f"| ETA {self.eta((epoch - 1 + step / steps) / epochs)}   ")
             self.stream.flush()
 
     def epoch(self, epoch: int, epochs: int, top1: float, loss: float):
         restart = "\r" if self.tty else ""  # overwrite the live step line
         self.stream.write(f"{restart}{self.prefix} | epoch {epoch}/{epochs} loss {loss:.3f} "
-                          f"val top-1 {top1:.1f}% | ETA {self.eta()}\n")
+                          f"val top-1 {top1:.1f}% | ETA {self.eta(epoch / epochs)}\n")
         self.stream.flush()
 
     def finish(self, message: str, trained: bool):
@@ -291,8 +297,10 @@ class Search:
         import optuna
 
         settings = self.settings
+        from . import quiet
+
         # Failed trials are reported on the progress line; Optuna's own report adds their parameters and a traceback.
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        optuna.logging.set_verbosity(optuna.logging.INFO if quiet.verbose else optuna.logging.ERROR)
         self.load_data()  # first: a bad data path must not create a study
         study = self.open_study()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +311,8 @@ class Search:
                            f"({len(self.train_set)} train / {len(self.val_set)} val images)")
         if self.train_set.skipped_note(self.val_set):
             self.progress.note(self.train_set.skipped_note(self.val_set))
+        self.progress.trial_times = [t.user_attrs["train_seconds"] for t in self.trained_trials(study)
+                                     if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)
         attempts = max(50, 30 * settings.trials)
         self.target = settings.until_total or self.trained(study) + settings.trials

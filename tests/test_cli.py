@@ -146,3 +146,16 @@ def test_bad_input_table_leaves_the_study_untouched(tmp_path):
         assert "Traceback" not in result.stderr and "pw@" not in result.stderr
     assert snapshot() == before
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_pipe_closed_early_ends_quietly():
+    reader_gone = subprocess.Popen([sys.executable, "-m", "lwnas.cli", "configs", "--json"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+    reader_gone.stdout.close()  # before lwnas writes anything, as `| head -0` would
+    err = reader_gone.stderr.read()
+    assert reader_gone.wait() == 141 and err == "", err
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"lwnas {lwnas.__version__}"

@@ -103,6 +103,8 @@ def test_checkpoint_alone_is_enough(trained):
     assert result.returncode == 0, result.stderr
     top = json.loads(result.stdout)[0]["top"]
     assert len(top) == 3 and top[0]["class"].startswith("class") and top[0]["probability"] >= top[1]["probability"]
+    missing = run("predict", "--checkpoint", str(trained), "nowhere.png", cwd=trained)
+    assert missing.returncode == 2 and missing.stderr.strip() == "lwnas: error: nowhere.png: image file not found"
 
 
 def test_export_round_trip(trained):

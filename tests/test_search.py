@@ -49,6 +49,10 @@ def test_search_stays_under_budget_and_stores_everything(tmp_path):
     report = json.loads(shown.stdout)
     assert len(report["best"]) == 2 and report["best"][0]["top1"] >= report["best"][1]["top1"]
     assert all(os.path.exists(tmp_path / p) for p in report["spec_files"])
+    stale = tmp_path / "runs" / "micro-12M-synthetic-acc" / "front" / "trial_9999_000000000000.yaml"
+    stale.write_text("left by an earlier call")
+    again = json.loads(run("runs", "show", "micro-12M-synthetic-acc", "--json", cwd=tmp_path).stdout)
+    assert not stale.exists() and sorted(again["spec_files"]) == sorted(report["spec_files"])
     assert "<svg" in (tmp_path / report["plot"]).read_text()
     listed = run("runs", "--json", cwd=tmp_path)
     assert json.loads(listed.stdout)[0]["completed"] == 2
@@ -241,3 +245,21 @@ def test_worker_command_lines_drop_the_parents_options_and_give_baselines_to_wor
     assert worker_argv(argv, 0, ("micronet_m0", "micronet_m1"), 9) == \
         ["search", "--flops-budget", "12M", "--seed", "1", "--baseline", "micronet_m0", "--baseline", "micronet_m1",
          "--until-total", "9"]
+
+
+def test_eta_is_known_during_the_first_trial_and_from_the_study_when_resuming():
+    import io
+
+    from lwnas.search import Progress
+
+    fresh = Progress(3, stream=io.StringIO())
+    fresh.begin(0, "abc", 1_000_000)
+    fresh.trial_start -= 10  # 10 s into the first trial, half of it done: 20 s a trial, 50 s left in all
+    fresh.epoch(1, 2, 50.0, 1.0)
+    assert "ETA 00:50" in fresh.stream.getvalue()
+    resumed = Progress(2, stream=io.StringIO())
+    resumed.trial_times = [30.0, 30.0]  # what the study's earlier trials took
+    resumed.begin(5, "def", 1_000_000)
+    resumed.trial_start -= 10  # 2 trials of 30 s, 10 s into the first: 50 s left
+    resumed.epoch(1, 3, 50.0, 1.0)
+    assert "ETA 00:50" in resumed.stream.getvalue()
