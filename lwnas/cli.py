@@ -99,7 +99,7 @@ def cmd_search(args):
                               runs_dir=args.runs_dir, shrink=not args.no_shrink, latency_runs=args.latency_runs,
                               skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args),
                               heartbeat_grace=args.heartbeat_grace, until_total=args.until_total,
-                              baselines=tuple(args.baseline))
+                              baselines=tuple(args.baseline), worker=args.worker_index)
     search = Search(settings)
     if args.workers > 1:
         run_workers(search, args.argv, args.workers, args.until_total)
@@ -290,6 +290,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-grace", type=_positive_int, default=60,
                    help="seconds without a heartbeat before a worker's running trial is failed and retried")
     p.add_argument("--until-total", type=_positive_int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("runs", help="list studies, or show one study's best trials / Pareto front")

@@ -44,6 +44,7 @@ class SearchSettings:
     heartbeat_grace: int = 60  # seconds without a heartbeat before a worker's trial counts as dead
     until_total: int | None = None  # stop when the study holds this many trained trials (set for --workers)
     baselines: tuple[str, ...] = ()  # named configs trained with the same proxy, as the reference to beat
+    worker: int = 0  # index among the --workers K processes: each samples with its own seed
     proxy: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -157,19 +158,38 @@ def _beats(trial: dict, baseline: dict, multi: bool) -> bool:
         (top1 > baseline["top1"] or latency < baseline["latency_ms"])
 
 
+def sampler_name(settings: SearchSettings) -> str:
+    return settings.sampler or ("nsga2" if settings.multi else "tpe")
+
+
+def sampler_seed(seed: int, worker: int) -> int:
+    """Worker 0 samples with --seed itself; worker k with a seed derived from (seed, k), so that workers started
+    together do not draw the same architectures."""
+    import numpy as np
+
+    return seed if worker == 0 else int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
+
+
 def make_sampler(settings: SearchSettings):
     import optuna
 
-    name = settings.sampler or ("nsga2" if settings.multi else "tpe")
+    name = sampler_name(settings)
+    seed = sampler_seed(settings.seed, settings.worker)
     if name not in SAMPLERS:
         raise LwnasError(f"unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS)}")
     if name == "tpe":  # multivariate/group TPE models the define-by-run space jointly (Optuna marks it experimental)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=4, multivariate=True, group=True)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4, multivariate=True, group=True)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8)
-    return optuna.samplers.RandomSampler(seed=settings.seed)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def prune_now(trial, epoch: int, epochs: int) -> bool:
+    """The pruner's verdict after `epoch`, except after the last: the network is trained by then, and pruning
+    would discard a finished result."""
+    return epoch < epochs and trial.should_prune()
 
 
 class Interrupted(LwnasError):
@@ -282,8 +302,7 @@ class Search:
         from .claims import ArchClaims
 
         self.claims = ArchClaims(storage.engine, self.name)
-        identity = {"space": settings.space, "budget": settings.budget, "data": settings.data,
-                    "objective": settings.objective, "proxy": settings.proxy.to_dict()}
+        identity = self.identity()
         stored = study.user_attrs.get("settings")
         if stored is None:
             study.set_user_attr("settings", identity)
@@ -292,6 +311,18 @@ class Search:
             raise LwnasError(f"study {self.name!r} was created with other settings ({', '.join(changed)} "
                              f"differ); resume it with the same options or pass a new --study name")
         return study
+
+    def identity(self) -> dict:
+        """What makes trials of one study comparable; resuming with any of it changed is refused."""
+        import hashlib
+
+        from .space import space_path
+
+        s = self.settings
+        return {"space": s.space, "space_file_sha256": hashlib.sha256(space_path(s.space).read_bytes()).hexdigest(),
+                "budget": s.budget, "data": s.data, "objective": s.objective, "proxy": s.proxy.to_dict(),
+                "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": sampler_name(s),
+                "latency_engine": "eager"}
 
     def run(self, progress: Progress | None = None):
         import optuna
@@ -463,9 +494,11 @@ class Search:
             trial.set_user_attr("history", epochs_seen)
             if not settings.multi:
                 trial.report(result.top1, result.epoch)
-                if trial.should_prune():
+                if prune_now(trial, result.epoch, epochs):
                     self.stats["pruned"] += 1
-                    progress.finish(f"pruned at epoch {result.epoch} (top-1 {result.top1:.1f}%)", trained=False)
+                    reason = f"top-1 {result.top1:.1f}% at epoch {result.epoch} is below the median of earlier trials"
+                    trial.set_user_attr("pruned", reason)
+                    progress.finish(f"pruned: {reason}", trained=False)
                     raise optuna.TrialPruned()
 
         start = time.time()
@@ -549,15 +582,17 @@ class Search:
 
     def _owner(self, trial, arch_hash: str):
         """None if this trial now owns `arch_hash` (claimed in the database), else the trial that does:
-        completed, pruned or still running elsewhere. A failed owner's claim is taken over."""
+        completed, pruned or still running elsewhere. A failed owner's claim is taken over, and so is a claim
+        left by a deleted study of the same name (its owner is not a trial of this study with this hash)."""
         import optuna
 
         while True:
             owner = self.claims.claim(arch_hash, trial.number)
             if owner is None or owner == trial.number:
                 return None
-            other = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == owner)
-            if other.state != optuna.trial.TrialState.FAIL:
+            other = next((t for t in trial.study.get_trials(deepcopy=False) if t.number == owner), None)
+            left_over = other is None or other.user_attrs.get("arch_hash") != arch_hash
+            if not left_over and other.state != optuna.trial.TrialState.FAIL:
                 return other
             if self.claims.take_over(arch_hash, owner, trial.number):
                 return None

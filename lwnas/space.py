@@ -359,6 +359,12 @@ def space_names() -> list[str]:
 
 def get_space(name_or_path: str | Path) -> SearchSpace:
     """A space by name (`micro`) or by path to a YAML file."""
+    path = space_path(name_or_path)
+    return _load_space(str(path), path.stat().st_mtime)
+
+
+def space_path(name_or_path: str | Path) -> Path:
+    """The YAML file of a space given by name (`micro`) or path; a clear error if there is none."""
     path = Path(name_or_path)
     if not str(name_or_path).endswith((".yaml", ".yml")):
         path = spaces_dir() / f"{name_or_path}.yaml"
@@ -370,7 +376,7 @@ def get_space(name_or_path: str | Path) -> SearchSpace:
             raise LwnasError(f"unknown search space {str(name_or_path)!r}; {hint}")
     if not path.is_file():
         raise LwnasError(f"search space file not found: {path}")
-    return _load_space(str(path), path.stat().st_mtime)
+    return path
 
 
 @lru_cache(maxsize=None)

@@ -31,8 +31,8 @@ def gpu_masks(workers: int, device: str, environ: Mapping[str, str], visible: in
 
 
 def worker_argv(argv: list[str], worker: int, baselines: tuple[str, ...], target: int) -> list[str]:
-    """The worker's command line: the parent's, less PARENT_OPTIONS, with the study-wide target and, for
-    worker 0, the baselines."""
+    """The worker's command line: the parent's, less PARENT_OPTIONS, with the study-wide target, its index (its
+    sampler's seed derives from it) and, for worker 0, the baselines."""
     child, skip = [], False
     for token in argv:
         if skip:
@@ -44,7 +44,7 @@ def worker_argv(argv: list[str], worker: int, baselines: tuple[str, ...], target
     if worker == 0:
         for name in baselines:
             child += ["--baseline", name]
-    return [*child, "--until-total", str(target)]
+    return [*child, "--until-total", str(target), "--worker-index", str(worker)]
 
 
 def run_workers(search, argv: list[str], workers: int, until_total: int | None):

@@ -162,8 +162,18 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     Search(_settings(tmp_path, space)).open_study()
     changed = _settings(tmp_path, space)
     changed.budget = 20_000_000
-    with pytest.raises(Exception, match="created with other settings"):
+    with pytest.raises(LwnasError, match=r"created with other settings \(budget differ\)"):
         Search(changed).open_study()
+    for field, value in (("device", "gpu"), ("shrink", False), ("sampler", "random")):
+        other = _settings(tmp_path, space)
+        setattr(other, field, value)
+        with pytest.raises(LwnasError, match=rf"created with other settings \({field} differ\)"):
+            Search(other).open_study()
+    with pytest.raises(LwnasError, match=r"\(proxy differ\)"):  # fp16 and fp32 accuracies never mix
+        Search(_settings(tmp_path, space, amp=True)).open_study()
+    space.write_text(ONE_POINT.replace("out: 16", "out: 24"))  # the same file name, another space
+    with pytest.raises(LwnasError, match=r"\(space_file_sha256 differ\)"):
+        Search(_settings(tmp_path, space)).open_study()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -241,10 +251,10 @@ def test_worker_command_lines_drop_the_parents_options_and_give_baselines_to_wor
     argv = ["search", "--flops-budget", "12M", "--workers", "3", "--baseline", "micronet_m0", "--baseline=micronet_m1",
             "--workers=3", "--seed", "1"]
     assert worker_argv(argv, 1, ("micronet_m0", "micronet_m1"), 9) == \
-        ["search", "--flops-budget", "12M", "--seed", "1", "--until-total", "9"]
+        ["search", "--flops-budget", "12M", "--seed", "1", "--until-total", "9", "--worker-index", "1"]
     assert worker_argv(argv, 0, ("micronet_m0", "micronet_m1"), 9) == \
         ["search", "--flops-budget", "12M", "--seed", "1", "--baseline", "micronet_m0", "--baseline", "micronet_m1",
-         "--until-total", "9"]
+         "--until-total", "9", "--worker-index", "0"]
 
 
 def test_eta_is_known_during_the_first_trial_and_from_the_study_when_resuming():
@@ -263,3 +273,47 @@ def test_eta_is_known_during_the_first_trial_and_from_the_study_when_resuming():
     resumed.trial_start -= 10  # 2 trials of 30 s, 10 s into the first: 50 s left
     resumed.epoch(1, 3, 50.0, 1.0)
     assert "ETA 00:50" in resumed.stream.getvalue()
+
+
+def test_workers_sample_with_distinct_seeds():
+    from lwnas.search import make_sampler, sampler_seed
+
+    seeds = [sampler_seed(0, k) for k in range(4)]
+    assert seeds[0] == 0 and len(set(seeds)) == 4 and sampler_seed(0, 2) == seeds[2]  # distinct and repeatable
+    draws = []
+    for worker in range(3):
+        study = optuna.create_study(sampler=make_sampler(SearchSettings(sampler="random", worker=worker)))
+        draws.append(study.ask().suggest_int("width", 0, 10**9))
+    assert len(set(draws)) == 3
+
+
+def test_the_last_epoch_is_never_pruned():
+    """A trial far below the median is pruned after epoch 1 of 2, but not after epoch 2: it is trained by then."""
+    from lwnas.search import prune_now
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(0, 0))
+    for _ in range(3):
+        good = study.ask()
+        good.report(90.0, 1)
+        good.report(95.0, 2)
+        study.tell(good, 95.0)
+    weak = study.ask()
+    weak.report(10.0, 1)
+    assert prune_now(weak, epoch=1, epochs=2)
+    weak.report(12.0, 2)
+    assert weak.should_prune() and not prune_now(weak, epoch=2, epochs=2)
+
+
+def test_a_study_created_again_under_the_same_name_does_not_trip_over_old_claims(tmp_path):
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT)
+    search = Search(_settings(tmp_path, space))
+    search.open_study()
+    assert search.claims.claim("0123456789ab", 5) is None  # trial 5 of the study about to be deleted
+    optuna.delete_study(study_name="t", storage=search.url)
+    study = search.open_study()
+    first, second = study.ask(), study.ask()
+    for trial in (first, second):
+        trial.set_user_attr("arch_hash", "0123456789ab")
+    assert search._owner(first, "0123456789ab") is None  # the old claim is taken over
+    assert search._owner(second, "0123456789ab").number == first.number  # and then holds as usual
