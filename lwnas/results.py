@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .budget import human
 from .errors import LwnasError
+from .spec import ArchSpec
 from .search import _redact, load_study, open_storage, storage_url
 
 
@@ -98,8 +99,8 @@ def write_front(folder: Path, trials) -> list[Path]:
     return paths
 
 
-def _reference_configs(space_name: str) -> list[tuple[str, int]]:
-    """Named configs that are points of the study's space, with their MAdds."""
+def _reference_configs(space_name: str, num_classes: int) -> list[tuple[str, int]]:
+    """Named configs that are points of the study's space, with their MAdds at the study's class count."""
     from .configs import config_names, get_config
     from .cost import count
     from .space import get_space
@@ -112,7 +113,7 @@ def _reference_configs(space_name: str) -> list[tuple[str, int]]:
     for name in config_names():
         spec = get_config(name)
         if space.contains(spec):
-            refs.append((name, count(spec).macs))
+            refs.append((name, count(spec.replace(num_classes=num_classes)).macs))
     return refs
 
 
@@ -124,7 +125,8 @@ def write_plot(path: Path, study, complete, chosen, baselines=()) -> Path:
     points = [(t.user_attrs["madds"], t.user_attrs["latency_ms"], t.user_attrs["top1"], t.number in chosen_ids,
                t.number) for t in complete]
     settings = study.user_attrs.get("settings", {})
-    refs = _reference_configs(settings.get("space", ""))
+    classes = ArchSpec.from_yaml(complete[0].user_attrs["spec"]).num_classes  # the data's, as the trials count
+    refs = _reference_configs(settings.get("space", ""), classes)
     budget = settings.get("budget")
     x_max = max([p[0] for p in points] + ([budget] if budget else [])) * 1.15
     trained = {b["baseline"] for b in baselines}

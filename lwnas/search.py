@@ -258,11 +258,6 @@ class Search:
         self.settings = settings
         self.name = check_study_name(settings.study_name())
         self.space = get_space(settings.space)
-        smallest = self.space.smallest()
-        if settings.budget < smallest.macs:
-            raise LwnasError(f"budget {human(settings.budget)} MAdds is below the smallest network of space "
-                             f"'{self.space.name}' ({human(smallest.macs)} MAdds at {self.space.resolution}px); "
-                             f"raise --flops-budget or pick a smaller space")
         self.baselines = {name: get_config(name) for name in dict.fromkeys(settings.baselines)}
         self.url = storage_url(settings.storage, settings.runs_dir)
         self.run_dir = Path(settings.runs_dir) / self.name
@@ -271,13 +266,19 @@ class Search:
         self.progress = Progress(settings.trials)
 
     def load_data(self):
-        """The proxy's train/val sets; the baselines get their class count, and must then fit the budget."""
+        """The proxy's train/val sets. MAdds count with their class count from here on: the budget must admit
+        the space's smallest network, and the baselines must fit it."""
         from .cost import count
 
         if self.train_set is not None:
             return
         s = self.settings
         self.train_set, self.val_set = load_data(s.data, s.proxy, s.skip_bad_images)
+        smallest = self.space.smallest(len(self.train_set.classes))
+        if s.budget < smallest.macs:
+            raise LwnasError(f"budget {human(s.budget)} MAdds is below the smallest network of space "
+                             f"'{self.space.name}' ({human(smallest.macs)} MAdds at {self.space.resolution}px with "
+                             f"{len(self.train_set.classes)} classes); raise --flops-budget or pick a smaller space")
         for name, spec in self.baselines.items():
             spec = self.baselines[name] = spec.replace(num_classes=len(self.train_set.classes))
             macs = count(spec, self.space.resolution).macs

@@ -59,8 +59,7 @@ def run_workers(search, argv: list[str], workers: int, until_total: int | None):
 
         check_device(device, paddle.device.is_compiled_with_cuda(), visible_gpus())
         masks = gpu_masks(workers, device, os.environ, visible_gpus())
-    if search.baselines:  # fail here, before any worker starts, if one is over the budget
-        search.load_data()
+    search.load_data()  # here, before any worker starts: a budget or baseline that cannot work fails once
     study = search.open_study()
     target = until_total or search.trained(study) + search.settings.trials
     processes = []

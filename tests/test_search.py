@@ -317,3 +317,15 @@ def test_a_study_created_again_under_the_same_name_does_not_trip_over_old_claims
         trial.set_user_attr("arch_hash", "0123456789ab")
     assert search._owner(first, "0123456789ab") is None  # the old claim is taken over
     assert search._owner(second, "0123456789ab").number == first.number  # and then holds as usual
+
+
+def test_the_budget_floor_counts_with_the_datas_classes(tmp_path):
+    """micro's smallest network is 2.07M MAdds with 10 classes and 2.71M with ImageNet's 1000: a 2.5M budget
+    fits the built-in 10-class data, and a 2M one does not, with the class count in the message."""
+    settings = SearchSettings(budget=2_500_000, runs_dir=str(tmp_path / "runs"),
+                              proxy=TrainConfig(train_subset=64, val_subset=32))
+    Search(settings).load_data()
+    settings.budget = 2_000_000
+    with pytest.raises(LwnasError, match=r"below the smallest network of space 'micro' \(2.07M MAdds at 224px "
+                                         r"with 10 classes\)"):
+        Search(settings).load_data()
