@@ -110,6 +110,30 @@ def cmd_search(args):
           (f" --storage '{args.storage}'" if args.storage else ""))
 
 
+def cmd_score(args):
+    import numpy as np
+
+    from . import data
+    from .configs import resolve
+    from .zero_cost import scores
+
+    images = data.load(args.data, "train", args.resolution, seed=args.seed).subset(args.batch_size, args.seed)
+    spec = resolve(args.arch).replace(num_classes=len(images.classes))
+    view = data.Augmented(images, args.resolution, train=False)
+    batch = np.stack([view[i][0] for i in range(len(view))])
+    seconds = {}
+    result = scores(spec, batch, images.labels, seed=args.seed, seconds=seconds)
+    if args.json:
+        print(json.dumps({"name": spec.name, "arch_hash": spec.arch_hash, "images": len(batch),
+                          "resolution": args.resolution, "scores": result,
+                          "seconds": {k: round(v, 3) for k, v in seconds.items()}}, indent=2))
+        return
+    print(f"{spec.name} ({spec.arch_hash}) on {len(batch)} images of {args.data} at {args.resolution}px:")
+    print_table([{"score": name, "value": f"{value:.6g}",
+                  "seconds": f"{seconds[name]:.2f}" if name in seconds else "-"} for name, value in result.items()],
+                ["score", "value", "seconds"])
+
+
 def cmd_runs(args):
     from .results import list_studies, show_study
 
@@ -292,6 +316,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--until-total", type=_positive_int, help=argparse.SUPPRESS)
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("score", help="zero-cost scores of a freshly initialized network on one batch")
+    p.add_argument("arch", help="config name or path to a spec YAML")
+    p.add_argument("--data", default="synthetic", help="data set the batch comes from (see `lwnas search --help`)")
+    p.add_argument("--resolution", type=_positive_int, default=32, help="input resolution (default 32, the proxy's)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="images in the batch (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("runs", help="list studies, or show one study's best trials / Pareto front")
     p.add_argument("action", nargs="?", choices=("show",), help="show one study")

@@ -24,6 +24,7 @@ class MobileOneConv(nn.Layer):
         self.skip_branch = nn.BatchNorm2D(c_in) if c_in == out and stride == 1 else None
         self.fused = None
         self.se = SqueezeExcite(out, int(out * SE_RATIO), gate="sigmoid") if se else None
+        self.act = nn.ReLU()  # a layer, not F.relu: hooks on activations (lwnas.zero_cost's NASWOT) see it
 
     def forward(self, x):
         if self.fused is not None:
@@ -36,7 +37,7 @@ class MobileOneConv(nn.Layer):
                 y = y + self.skip_branch(x)
         if self.se is not None:
             y = self.se(y)
-        return F.relu(y)
+        return self.act(y)
 
     @paddle.no_grad()
     def reparameterize(self):

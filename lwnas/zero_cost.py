@@ -1,0 +1,137 @@
+"""Zero-cost scores: how promising a freshly initialized network looks, from one batch and no training.
+
+synflow (Tanaka et al. 2020, as a NAS proxy by Abdelfattah et al. 2021), snip (Lee et al. 2019), grad_norm,
+NASWOT (Mellor et al. 2021, the activation-pattern kernel's log-determinant) and jacob_cov (Mellor et al.'s
+first version), with parameter count and MAdds as the baselines a proxy has to beat. Higher is better for
+every score. Each is computed on its own freshly built network (`build(spec)` after seeding), so scores never
+see each other's changes to the weights and repeat exactly under a seed.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+SCORES: dict[str, Callable] = {}
+
+
+def _score(name: str):
+    def register(function):
+        SCORES[name] = function
+        return function
+    return register
+
+
+def _weights(model) -> list:
+    """Convolution and fully-connected weights: the parameters the pruning-based scores sum over."""
+    import paddle.nn as nn
+
+    return [layer.weight for layer in model.sublayers(include_self=True)
+            if isinstance(layer, (nn.Conv2D, nn.Linear)) and layer.weight is not None]
+
+
+def _loss_gradients(model, images, labels):
+    import paddle.nn.functional as F
+
+    model.train()
+    model.clear_gradients()
+    F.cross_entropy(model(images), labels).backward()
+    return [(w.numpy().astype(np.float64), w.grad.numpy().astype(np.float64)) for w in _weights(model)]
+
+
+@_score("synflow")
+def synflow(model, images, labels) -> float:
+    """Sum of |w * dR/dw| with every weight and statistic made positive and R the sum of the outputs for an
+    all-ones input: the 'synaptic flow' through the network, data-independent. Evaluated in eval mode, where a
+    fresh network's batch norms (mean 0, variance 1) pass values through, as the original's networks without
+    batch norm do; float64 against overflow in deep networks."""
+    import paddle
+
+    model.eval()
+    model.to(dtype="float64")
+    with paddle.no_grad():
+        for value in list(model.parameters()) + list(model.buffers()):
+            if paddle.is_floating_point(value):
+                value.set_value(value.abs())
+    model.clear_gradients()
+    ones = paddle.ones([1, *images.shape[1:]], dtype="float64")
+    model(ones).sum().backward()
+    return float(sum((w * w.grad).abs().sum() for w in _weights(model)))
+
+
+@_score("snip")
+def snip(model, images, labels) -> float:
+    """Sum of |w * dL/dw| for the cross-entropy of one batch: how much the loss depends on each connection."""
+    return float(sum(np.abs(w * g).sum() for w, g in _loss_gradients(model, images, labels)))
+
+
+@_score("grad_norm")
+def grad_norm(model, images, labels) -> float:
+    """Sum over layers of the L2 norm of dL/dw for one batch."""
+    return float(sum(np.linalg.norm(g) for _, g in _loss_gradients(model, images, labels)))
+
+
+@_score("naswot")
+def naswot(model, images, labels) -> float:
+    """log|det K|, K[i, j] = the number of activation units on which images i and j agree about being active
+    (output > 0). Networks that tell images of one batch apart score high. Every activation layer is seen,
+    ReLU-like or not, and so is Dynamic Shift-Max."""
+    import paddle
+    import paddle.nn as nn
+
+    from .blocks.micronet import DynamicShiftMax
+
+    activations = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.GELU, nn.Swish, nn.Sigmoid, DynamicShiftMax)
+    codes = []
+    hooks = [layer.register_forward_post_hook(lambda _, __, out: codes.append((out > 0).flatten(1)))
+             for layer in model.sublayers() if isinstance(layer, activations)]
+    model.eval()
+    try:
+        with paddle.no_grad():
+            model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    c = np.concatenate([code.numpy() for code in codes], axis=1).astype(np.float64)
+    kernel = c @ c.T + (1 - c) @ (1 - c).T
+    return float(np.linalg.slogdet(kernel)[1])
+
+
+@_score("jacob_cov")
+def jacob_cov(model, images, labels) -> float:
+    """-(sum over the eigenvalues v of the correlation matrix of per-image input Jacobians of log(v + k) +
+    1 / (v + k)), k = 1e-5: high when the network maps different images through different local linear maps."""
+    import paddle
+
+    model.train()
+    x = images.clone()
+    x.stop_gradient = False
+    model(x).sum().backward()
+    jacobians = x.grad.numpy().reshape(len(x), -1).astype(np.float64)
+    eigenvalues = np.linalg.eigvalsh(np.corrcoef(jacobians))
+    k = 1e-5
+    return float(-np.sum(np.log(eigenvalues + k) + 1.0 / (eigenvalues + k)))
+
+
+def scores(spec, images, labels, names: list[str] | None = None, seed: int = 0,
+           seconds: dict | None = None) -> dict[str, float]:
+    """The zero-cost scores of `spec` on one batch, plus `params` and `madds` (the baselines), by name;
+    `seconds`, if given, receives each score's time (its network's construction included)."""
+    import time
+
+    import paddle
+
+    from .build import build
+    from .cost import count
+    from .train import seed_everything
+
+    images, labels = paddle.to_tensor(images), paddle.to_tensor(labels)
+    cost = count(spec)
+    result = {"params": float(cost.params), "madds": float(cost.macs)}
+    for name in names or SCORES:
+        start = time.perf_counter()
+        seed_everything(seed)
+        result[name] = SCORES[name](build(spec), images, labels)
+        if seconds is not None:
+            seconds[name] = time.perf_counter() - start
+    return result
