@@ -70,24 +70,25 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
 
 
 def _predictor(model, shape, device):
-    """Export to a temporary folder and return a callable running one Paddle Inference prediction."""
+    """Export to a temporary folder (removed once the predictor has loaded it) and return a callable running one
+    Paddle Inference prediction."""
     import os
     import tempfile
 
     import paddle
     from paddle import inference
 
-    folder = tempfile.mkdtemp(prefix="lwnas-latency-")
-    paddle.jit.save(model, os.path.join(folder, "model"),
-                    input_spec=[paddle.static.InputSpec(shape, "float32", "x")])
-    graph = next(f for f in os.listdir(folder) if f.endswith((".json", ".pdmodel")))
-    config = inference.Config(os.path.join(folder, graph), os.path.join(folder, "model.pdiparams"))
-    if device.startswith("gpu"):
-        config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
-    else:
-        config.disable_gpu()
-    config.disable_glog_info()
-    predictor = inference.create_predictor(config)
+    with tempfile.TemporaryDirectory(prefix="lwnas-latency-") as folder:  # the predictor reads it when created
+        paddle.jit.save(model, os.path.join(folder, "model"),
+                        input_spec=[paddle.static.InputSpec(shape, "float32", "x")])
+        graph = next(f for f in os.listdir(folder) if f.endswith((".json", ".pdmodel")))
+        config = inference.Config(os.path.join(folder, graph), os.path.join(folder, "model.pdiparams"))
+        if device.startswith("gpu"):
+            config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
+        else:
+            config.disable_gpu()
+        config.disable_glog_info()
+        predictor = inference.create_predictor(config)
     predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(
         np.random.default_rng(0).standard_normal(shape).astype("float32"))
     return predictor.run

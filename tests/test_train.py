@@ -134,10 +134,15 @@ def test_latency_median_and_spread():
     assert 0 <= result.spread < 5
 
 
-def test_latency_through_paddle_inference():
+def test_latency_through_paddle_inference_leaves_no_temporary_folder():
+    import glob
+    import tempfile
+
+    before = set(glob.glob(f"{tempfile.gettempdir()}/lwnas-latency-*"))
     model = deployable(lwnas.build("shufflenet_v2_x0_5"))
     result = measure(model, 64, warmup=1, runs=3, engine="inference")
     assert result.median_ms > 0 and result.device.endswith("/inference")
+    assert set(glob.glob(f"{tempfile.gettempdir()}/lwnas-latency-*")) == before
 
 
 def test_batch_norm_recalibration_uses_exact_statistics_of_the_current_weights():
