@@ -94,8 +94,9 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
         stream.write(f"warm-up shortened from {config.warmup_epochs:g} to {warmup_epochs(config):g} epochs, a "
                      f"quarter of this {config.epochs}-epoch run\n")
     train_set, val_set = load_data(data, config, skip_bad)
-    if train_set.skipped_note(val_set):
-        stream.write(train_set.skipped_note(val_set) + "\n")
+    skipped = train_set.skipped_note(val_set)
+    if skipped:
+        stream.write(skipped + "\n")
     writer_process = distributed()[0] == 0  # under paddle.distributed.launch only rank 0 writes files
     if writer_process:
         output.mkdir(parents=True, exist_ok=True)

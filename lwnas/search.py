@@ -341,8 +341,9 @@ class Search:
         self.progress.note(f"study {self.name} in {_redact(self.url)}: {before} completed trial(s) so far; "
                            f"space {self.space.name}, budget {human(settings.budget)} MAdds, data {settings.data} "
                            f"({len(self.train_set)} train / {len(self.val_set)} val images)")
-        if self.train_set.skipped_note(self.val_set):
-            self.progress.note(self.train_set.skipped_note(self.val_set))
+        skipped = self.train_set.skipped_note(self.val_set)
+        if skipped:
+            self.progress.note(skipped)
         self.progress.trial_times = [t.user_attrs["train_seconds"] for t in self.trained_trials(study)
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)

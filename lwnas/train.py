@@ -67,8 +67,8 @@ class TrainConfig:
         return asdict(self)
 
 
+OPTIONAL = ("train_subset", "val_subset")  # settings that may be None (null in YAML)
 # Each setting: its type, the values it accepts, and how the error message says so.
-OPTIONAL = ("train_subset", "val_subset")  # may be None (null in YAML)
 _RULES = {
     "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
     "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),

@@ -57,8 +57,9 @@ def run_workers(search, argv: list[str], workers: int, until_total: int | None):
     if device != "cpu":
         import paddle
 
-        check_device(device, paddle.device.is_compiled_with_cuda(), visible_gpus())
-        masks = gpu_masks(workers, device, os.environ, visible_gpus())
+        visible = visible_gpus()
+        check_device(device, paddle.device.is_compiled_with_cuda(), visible)
+        masks = gpu_masks(workers, device, os.environ, visible)
     search.load_data()  # here, before any worker starts: a budget or baseline that cannot work fails once
     study = search.open_study()
     target = until_total or search.trained(study) + search.settings.trials
