@@ -7,11 +7,16 @@ must equal this run's. The architecture list is fixed by the seed (MicroNet M0-M
 same list.
 
     python benchmarks/rank_reference.py [--data ../shared/data/fashion_mnist/fashion-mnist-python.tar.gz]
-        [--output benchmarks/results/rank_reference_fashion.json] [--limit N]
+        [--output benchmarks/results/rank_reference_fashion.json] [--limit N] [--shard K/N]
+
+Paddle trains these small networks on one core: `--shard 0/2` and `--shard 1/2` run side by side on two cores,
+each taking every second architecture, and append to the same file under a lock.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -66,6 +71,14 @@ def architectures(classes: int, seed: int) -> list:
     return order + [s for s in mobile if s not in order]
 
 
+@contextlib.contextmanager
+def locked(path: Path):
+    """The results file's current content, for this process alone until the block ends (other shards wait)."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield json.loads(path.read_text()) if path.exists() else None
+
+
 def write(path: Path, document: dict):
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(document, indent=1))
@@ -78,19 +91,22 @@ def main():
     parser.add_argument("--output", default=str(OUTPUT))
     parser.add_argument("--limit", type=int, help="train at most this many new architectures, then stop")
     parser.add_argument("--seed", type=int, default=0, help="picks the random architectures")
+    parser.add_argument("--shard", default="0/1", help="K/N: train only the architectures i with i %% N == K")
     args = parser.parse_args()
+    shard, shards = map(int, args.shard.split("/"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     output = Path(args.output)
     settings = {"data": Path(args.data).name, "train": REFERENCE.to_dict(), "val": "official test split (all)",
                 "architecture_seed": args.seed, "madds_at": "each space's resolution (224 px)"}
-    document = json.loads(output.read_text()) if output.exists() else {"settings": settings, "architectures": []}
-    if document["settings"] != settings:
-        raise SystemExit(f"{output} was made with other settings; use another --output")
+    with locked(output) as document:
+        if document is not None and document["settings"] != settings:
+            raise SystemExit(f"{output} was made with other settings; use another --output")
+        done = {a["arch_hash"] for a in document["architectures"]} if document else set()
     train_set, val_set = load_data(args.data, REFERENCE)
-    done = {a["arch_hash"] for a in document["architectures"]}
-    todo = [s for s in architectures(len(train_set.classes), args.seed) if s.arch_hash not in done]
-    print(f"{len(done)} architectures in {output}, {len(todo)} to train on {len(train_set)} / {len(val_set)} "
-          f"images, {REFERENCE.epochs} epochs each", flush=True)
+    listed = architectures(len(train_set.classes), args.seed)
+    todo = [s for i, s in enumerate(listed) if i % shards == shard and s.arch_hash not in done]
+    print(f"{len(done)} of {len(listed)} architectures in {output}; shard {shard}/{shards} trains {len(todo)} on "
+          f"{len(train_set)} / {len(val_set)} images, {REFERENCE.epochs} epochs each", flush=True)
     for spec in todo[:args.limit]:
         seed_everything(REFERENCE.seed)
         model = lwnas.build(spec)
@@ -99,12 +115,15 @@ def main():
         history = train(model, train_set, val_set, REFERENCE,
                         on_epoch=lambda r: print(f"  {spec.name} epoch {r.epoch}: loss {r.loss:.3f} top-1 "
                                                  f"{r.top1:.2f}%", flush=True))
-        document["architectures"].append({
+        entry = {
             "name": spec.name, "space": "micro" if spec.name.startswith(("micro", "micronet")) else "mobile",
             "arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params, "spec": spec.to_yaml(),
             "top1": history[-1].top1, "best_top1": max(h.top1 for h in history),
-            "wall_seconds": round(time.perf_counter() - start, 1), "history": [h.__dict__ for h in history]})
-        write(output, document)
+            "wall_seconds": round(time.perf_counter() - start, 1), "history": [h.__dict__ for h in history]}
+        with locked(output) as document:  # re-read: another shard may have appended meanwhile
+            document = document or {"settings": settings, "architectures": []}
+            document["architectures"].append(entry)
+            write(output, document)
         print(f"{spec.name} {spec.arch_hash} {cost.macs / 1e6:.2f}M: top-1 {history[-1].top1:.2f}% "
               f"({time.perf_counter() - start:.0f} s); {len(document['architectures'])} in the file", flush=True)
 
