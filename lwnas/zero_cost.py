@@ -1,8 +1,9 @@
 """Zero-cost scores: how promising a freshly initialized network looks, from one batch and no training.
 
 synflow (Tanaka et al. 2020, as a NAS proxy by Abdelfattah et al. 2021), snip (Lee et al. 2019), grad_norm,
-NASWOT (Mellor et al. 2021, the activation-pattern kernel's log-determinant) and jacob_cov (Mellor et al.'s
-first version), with parameter count and MAdds as the baselines a proxy has to beat. Higher is better for
+NASWOT (Mellor et al. 2021, the activation-pattern kernel's log-determinant), jacob_cov (Mellor et al.'s
+first version) and Zen-score (Lin et al. 2021), with parameter count and MAdds as the baselines a proxy has
+to beat. Higher is better for
 every score. Each is computed on its own freshly built network (`build(spec)` after seeding), so scores never
 see each other's changes to the weights and repeat exactly under a seed.
 """
@@ -111,6 +112,47 @@ def jacob_cov(model, images, labels) -> float:
     eigenvalues = np.linalg.eigvalsh(np.corrcoef(jacobians))
     k = 1e-5
     return float(-np.sum(np.log(eigenvalues + k) + 1.0 / (eigenvalues + k)))
+
+
+@_score("zen")
+def zen(model, images, labels, gamma: float = 1e-2) -> float:
+    """Zen-score (Lin et al. 2021): with every weight redrawn from N(0, 1) and batch norm on batch statistics,
+    log of the mean L1 change of the features before global pooling (the head's input) when Gaussian inputs
+    are perturbed by gamma * noise, plus the log of each batch norm's scale, sqrt(mean channel variance of its
+    input) in the unperturbed pass. Measures expressivity without labels. The scales come from the batch itself, which is what the
+    reference code's running variances hold after one forward pass with momentum 1."""
+    import paddle
+    import paddle.nn as nn
+
+    with paddle.no_grad():
+        for weight in _weights(model):
+            weight.set_value(paddle.randn(weight.shape))
+    x = paddle.randn(images.shape)
+    noise = paddle.randn(images.shape)
+    scales, features = [], []
+    norms = [layer for layer in model.sublayers() if isinstance(layer, (nn.BatchNorm1D, nn.BatchNorm2D))]
+    hooks = [norm.register_forward_pre_hook(lambda _, inputs: scales.append(_batch_scale(inputs[0])))
+             for norm in norms]
+    head = model.layers[-1] if hasattr(model, "layers") else None  # an lwnas Network: features = the head's input
+    if head is not None:
+        hooks.append(head.register_forward_pre_hook(lambda _, inputs: features.append(inputs[0])))
+    model.train()
+    try:
+        with paddle.no_grad():
+            outputs = [model(x), model(x + gamma * noise)]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    first, second = features if head is not None else outputs
+    change = float((first - second).abs().flatten(1).sum(1).mean())
+    return float(np.log(change) + sum(scales[:len(norms)]))
+
+
+def _batch_scale(inputs) -> float:
+    """log sqrt(mean over channels of the batch variance), for a batch norm's input (N, C) or (N, C, H, W)."""
+    values = inputs.numpy().astype(np.float64)
+    axes = (0,) if values.ndim == 2 else (0, 2, 3)
+    return float(np.log(np.sqrt(values.var(axis=axes).mean())))
 
 
 def scores(spec, images, labels, names: list[str] | None = None, seed: int = 0,

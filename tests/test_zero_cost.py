@@ -89,3 +89,23 @@ def test_score_command_prints_every_score():
     assert report["scores"]["madds"] == lwnas.count(lwnas.get_config("micronet_m0").replace(num_classes=10)).macs
     bad = subprocess.run([sys.executable, "-m", "lwnas.cli", "score", "micronet_m9"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown config 'micronet_m9'" in bad.stderr
+
+
+def test_zen_score_of_a_linear_network_with_batch_norm():
+    """Redrawn weight W, Gaussian x and noise e, gamma 0.01: log(mean_b sum_j |BN(xW) - BN((x + gamma e)W)|)
+    + log sqrt(mean_c var_b(xW)) (the scale of the unperturbed pass), worked out in NumPy. Without an lwnas
+    head the features are the output."""
+    model = paddle.nn.Sequential(paddle.nn.Linear(4, 3, bias_attr=False), paddle.nn.BatchNorm1D(3))
+    images = paddle.zeros([8, 4])
+    paddle.seed(5)
+    got = zero_cost.zen(model, images, None)
+    paddle.seed(5)
+    w, x, e = (paddle.randn(shape).numpy().astype(np.float64) for shape in ([4, 3], [8, 4], [8, 4]))
+
+    def batch_norm(z):
+        return (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5)
+
+    clean, perturbed = x @ w, (x + 0.01 * e) @ w
+    expected = np.log(np.abs(batch_norm(clean) - batch_norm(perturbed)).sum(1).mean()) \
+        + np.log(np.sqrt(clean.var(0).mean()))
+    assert got == pytest.approx(expected, rel=1e-4)
