@@ -1,80 +1,92 @@
-"""Does the proxy schedule rank architectures like a 4x longer one? Trains N architectures of a space with
-the proxy schedule and with 4x the epochs on the same data, prints both top-1s, Kendall's tau between the two
-rankings and what each schedule cost.
+"""How well do cheap proxies rank architectures like real training? Scores each proxy against the reference
+ranking in benchmarks/results/rank_reference_fashion.json (built by rank_reference.py) without retraining it:
+Kendall tau and Spearman rho (scipy.stats), top-k overlap and seconds per architecture.
 
-    python benchmarks/rank_fidelity.py [--data PATH|synthetic] [--space micro] [--budget 24M] [--archs 8]
+Proxies scored: every zero-cost score of lwnas.zero_cost (on one batch of the same data at 32 px), parameter
+count and MAdds (the baselines), and the reference run itself read after its first epochs (what stopping the
+same training early would rank; its cost is that fraction of the reference's time).
+
+    pip install scipy
+    python benchmarks/rank_fidelity.py [--reference FILE] [--data PATH] [--space micro|mobile|all] [--json OUT]
 """
+from __future__ import annotations
+
 import argparse
-import time
+import json
 import warnings
+from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-import optuna  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
-import lwnas  # noqa: E402
-from lwnas.budget import parse_count  # noqa: E402
-from lwnas.space import get_space  # noqa: E402
-from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
+from lwnas import data  # noqa: E402
+from lwnas.spec import ArchSpec  # noqa: E402
+from lwnas.zero_cost import SCORES, scores  # noqa: E402
 
-
-def kendall_tau(a, b):
-    """Tau-b without ties correction beyond skipping tied pairs."""
-    concordant = discordant = 0
-    for i in range(len(a)):
-        for j in range(i + 1, len(a)):
-            s = (a[i] - a[j]) * (b[i] - b[j])
-            concordant += s > 0
-            discordant += s < 0
-    pairs = concordant + discordant
-    return (concordant - discordant) / pairs if pairs else 0.0
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "benchmarks" / "results" / "rank_reference_fashion.json"
+DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
+EARLY_EPOCHS = (1, 2, 3, 5)
 
 
-def diverse_specs(space, budget, n, seed):
-    """n distinct architectures, spread over MAdds: sample many, keep every k-th by cost."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    found = {}
-    for _ in range(40 * n):
-        sample = space.sample(study.ask(), budget)
-        if sample.spec is not None and sample.macs <= budget:
-            found.setdefault(sample.spec.arch_hash, (sample.macs, sample.spec))
-    ranked = sorted(found.values(), key=lambda x: x[0])
-    step = max(1, len(ranked) // n)
-    return [spec for _, spec in ranked[::step][:n]]
+def fidelity(proxy: list[float], truth: list[float], top: int) -> dict:
+    """Rank agreement of `proxy` with `truth` (higher is better for both)."""
+    tau = stats.kendalltau(proxy, truth).statistic
+    rho = stats.spearmanr(proxy, truth).statistic
+    best_by_proxy = set(np.argsort(proxy)[-top:])
+    best = set(np.argsort(truth)[-top:])
+    return {"kendall_tau": float(tau), "spearman_rho": float(rho), f"top{top}_overlap": len(best_by_proxy & best) / top}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--space", default="micro")
-    parser.add_argument("--budget", default="24M")
-    parser.add_argument("--archs", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=3, help="proxy epochs; the long schedule is 4x")
-    parser.add_argument("--train-subset", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--reference", default=str(REFERENCE))
+    parser.add_argument("--data", default=str(DATA), help="the batch the zero-cost scores see")
+    parser.add_argument("--space", choices=("micro", "mobile", "all"), default="all")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--top", type=int, default=5, help="k of the top-k overlap")
+    parser.add_argument("--json", help="also write the table here")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    proxy = TrainConfig(epochs=args.epochs, train_subset=args.train_subset, seed=args.seed)
-    train_set, val_set = load_data(args.data, proxy)
-    specs = diverse_specs(get_space(args.space), parse_count(args.budget), args.archs, args.seed)
-    print(f"{len(specs)} architectures of '{args.space}' under {args.budget}; data {args.data} "
-          f"({len(train_set)} train / {len(val_set)} val); proxy {args.epochs} epochs vs {4 * args.epochs}")
-    results = []
-    for spec in specs:
-        row = [spec.arch_hash, lwnas.count(spec).macs]
-        for epochs in (args.epochs, 4 * args.epochs):
-            seed_everything(args.seed)
-            model = lwnas.build(spec, len(train_set.classes))
-            start = time.perf_counter()
-            history = train(model, train_set, val_set, TrainConfig(**{**proxy.to_dict(), "epochs": epochs}))
-            row += [history[-1].top1, time.perf_counter() - start]
-        results.append(row)
-        print(f"{row[0]}  {row[1] / 1e6:6.2f}M  proxy {row[2]:5.1f}% ({row[3]:5.1f}s)  long {row[4]:5.1f}% "
-              f"({row[5]:6.1f}s)", flush=True)
-    tau = kendall_tau([r[2] for r in results], [r[4] for r in results])
-    proxy_cost, long_cost = sum(r[3] for r in results), sum(r[5] for r in results)
-    print(f"Kendall tau (proxy vs 4x schedule): {tau:.3f}; proxy cost {proxy_cost:.0f}s, long {long_cost:.0f}s "
-          f"({proxy_cost / len(results):.1f}s per architecture)")
+    reference = json.loads(Path(args.reference).read_text())
+    archs = [a for a in reference["architectures"] if args.space in ("all", a["space"])]
+    if len(archs) < 4:
+        raise SystemExit(f"{args.reference} holds {len(archs)} architectures of {args.space}; need at least 4")
+    truth = [a["top1"] for a in archs]
+    resolution = reference["settings"]["train"]["resolution"]
+    images = data.load(args.data, "train", resolution).subset(args.batch_size, 0)
+    view = data.Augmented(images, resolution, train=False)
+    batch = np.stack([view[i][0] for i in range(len(view))])
+
+    values: dict[str, list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    for arch in archs:
+        spec = ArchSpec.from_yaml(arch["spec"], arch["name"])
+        timing = {}
+        for name, value in scores(spec, batch, images.labels, seconds=timing).items():
+            values.setdefault(name, []).append(value)
+            seconds.setdefault(name, []).append(timing.get(name, 0.0))
+        for epoch in EARLY_EPOCHS:
+            name = f"reference after epoch {epoch}"
+            values.setdefault(name, []).append(arch["history"][epoch - 1]["top1"])
+            seconds.setdefault(name, []).append(sum(h["seconds"] for h in arch["history"][:epoch]))
+    full = float(np.mean([sum(h["seconds"] for h in a["history"]) for a in archs]))
+    rows = []
+    for name, proxy in values.items():
+        rows.append({"proxy": name, **fidelity(proxy, truth, min(args.top, len(archs) // 2)),
+                     "seconds_per_arch": float(np.mean(seconds[name])), "reference_seconds_per_arch": full})
+    rows.sort(key=lambda r: -r["kendall_tau"])
+    print(f"{len(archs)} architectures ({args.space}) of {args.reference}: reference top-1 "
+          f"{min(truth):.2f}-{max(truth):.2f}%, {full:.0f} s of training each")
+    print(f"{'proxy':28s} {'tau':>6s} {'rho':>6s} {'top-k':>6s} {'s/arch':>8s}")
+    for r in rows:
+        top = next(v for k, v in r.items() if k.startswith("top"))
+        print(f"{r['proxy']:28s} {r['kendall_tau']:6.3f} {r['spearman_rho']:6.3f} {top:6.2f} "
+              f"{r['seconds_per_arch']:8.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"architectures": len(archs), "space": args.space, "rows": rows},
+                                              indent=1))
 
 
 if __name__ == "__main__":
