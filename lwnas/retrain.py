@@ -26,18 +26,19 @@ def resolve_arch(arch: str, storage: str | None = None, runs_dir: str = "runs") 
         study_name, _, number = arch.rpartition(":")
         if not number.isdigit():
             raise LwnasError(f"--arch {arch!r}: expected STUDY:TRIAL with a trial number, e.g. micro-12M-synthetic-acc:3")
-        from .search import load_study
-
         import optuna
+
+        from .search import load_study
 
         study = load_study(study_name, storage, runs_dir)
         trained = {t.number: t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                   if "spec" in t.user_attrs}  # reused duplicates included: they carry their original's spec
+                   if "spec" in t.user_attrs}
+        found = [t for t in study.get_trials(deepcopy=False) if t.number == int(number)]
+        if found and found[0].user_attrs.get("duplicate_of") in trained:  # a repeat: the trial that trained it
+            number = str(found[0].user_attrs["duplicate_of"])
         if int(number) not in trained:
-            found = [t for t in study.get_trials(deepcopy=False) if t.number == int(number)]
             state = {"FAIL": "failed"}.get(found[0].state.name, found[0].state.name.lower()) if found else ""
-            what = f"trial {number} is {state}, not trained" if found else \
-                f"no trial {number}"
+            what = f"trial {number} is {state}, not trained" if found else f"no trial {number}"
             listed = ", ".join(map(str, sorted(trained)[:20])) + (" ..." if len(trained) > 20 else "")
             raise LwnasError(f"study {study_name!r}: {what}; trained trials: {listed or 'none'}")
         return ArchSpec.from_yaml(trained[int(number)].user_attrs["spec"], f"{study_name}:{number}")

@@ -192,6 +192,12 @@ def prune_now(trial, epoch: int, epochs: int) -> bool:
     return epoch < epochs and trial.should_prune()
 
 
+class Duplicate(LwnasError):
+    """A sample of an architecture the study already holds (trained, pruned or training elsewhere). The trial
+    is failed, not completed with a copy of the original's result: samplers skip failed trials, so none of
+    them sees one network twice, and the pruner's statistics hold each network once."""
+
+
 class Interrupted(LwnasError):
     """Ctrl-C during a trial: the trial is failed, its parameters queued to be tried first on resume."""
 
@@ -359,7 +365,7 @@ class Search:
                 study.stop()
 
         self._attempts, self.interrupted = 0, False
-        study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged, Interrupted),
+        study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged, Interrupted, Duplicate),
                        gc_after_trial=True)
         if self.interrupted:
             raise KeyboardInterrupt
@@ -467,12 +473,7 @@ class Search:
         if same is not None:
             self.stats["duplicates"] += 1
             trial.set_user_attr("duplicate_of", same.number)
-            for key in ("params", "latency_ms", "top1", "spec"):
-                if key in same.user_attrs:
-                    trial.set_user_attr(key, same.user_attrs[key])
-            if same.state != optuna.trial.TrialState.COMPLETE:  # pruned, or still running on another worker
-                raise optuna.TrialPruned()
-            return tuple(same.values) if settings.multi else same.values[0]
+            raise Duplicate(f"architecture {spec.arch_hash} is trial {same.number}'s")
 
         self._reserve_slot(trial, spec.arch_hash)
         cost = count(spec)

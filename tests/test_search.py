@@ -143,9 +143,16 @@ def test_an_architecture_is_never_trained_twice(tmp_path):
     study = search.run()
     assert search.stats["trained"] == 1 and search.stats["duplicates"] >= 1
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    originals = [t for t in done if "duplicate_of" not in t.user_attrs]
-    assert len(originals) == 1 and len({t.user_attrs["arch_hash"] for t in done}) == 1
-    assert all(t.values == originals[0].values for t in done)
+    assert len(done) == 1 and "duplicate_of" not in done[0].user_attrs  # the samplers see the network once
+    repeats = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(repeats) == search.stats["duplicates"]
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["duplicate_of"] == done[0].number and
+               t.user_attrs["arch_hash"] == done[0].user_attrs["arch_hash"] and not t.intermediate_values
+               for t in repeats)
+    from lwnas.retrain import resolve_arch
+
+    again = resolve_arch(f"t:{repeats[0].number}", runs_dir=str(tmp_path / "runs"))  # a repeat names its original
+    assert again.arch_hash == done[0].user_attrs["arch_hash"]
     assert len(list((tmp_path / "runs" / "t").glob("trial_*"))) == 1
 
 
