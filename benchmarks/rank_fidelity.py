@@ -23,7 +23,7 @@ from scipy import stats  # noqa: E402
 
 from lwnas import data  # noqa: E402
 from lwnas.spec import ArchSpec  # noqa: E402
-from lwnas.zero_cost import SCORES, scores  # noqa: E402
+from lwnas.zero_cost import scores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "benchmarks" / "results" / "rank_reference_fashion.json"

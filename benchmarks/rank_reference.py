@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import fcntl
 import json
-import math
 import os
 import time
 import warnings

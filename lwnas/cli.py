@@ -172,7 +172,7 @@ def cmd_train(args):
     from pathlib import Path
 
     from .retrain import resolve_arch, train_run
-    from .search import check_study_name
+    from .storage import check_study_name
     from .train import TrainConfig, set_device
 
     spec = resolve_arch(args.arch, args.storage, args.runs_dir)

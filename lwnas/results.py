@@ -9,7 +9,7 @@ from pathlib import Path
 from .budget import human
 from .errors import LwnasError
 from .spec import ArchSpec
-from .search import _redact, load_study, open_storage, storage_url
+from .storage import load_study, open_storage, redact, storage_url
 
 
 def list_studies(url: str | None, runs_dir: str, as_json: bool = False):
@@ -30,7 +30,7 @@ def list_studies(url: str | None, runs_dir: str, as_json: bool = False):
         print(json.dumps(rows, indent=2))
         return
     if not rows:
-        print(f"no studies in {_redact(url)}; start one with `lwnas search --flops-budget 12M`")
+        print(f"no studies in {redact(url)}; start one with `lwnas search --flops-budget 12M`")
         return
     from .table import print_table
 

@@ -28,7 +28,7 @@ def resolve_arch(arch: str, storage: str | None = None, runs_dir: str = "runs") 
             raise LwnasError(f"--arch {arch!r}: expected STUDY:TRIAL with a trial number, e.g. micro-12M-synthetic-acc:3")
         import optuna
 
-        from .search import load_study
+        from .storage import load_study
 
         study = load_study(study_name, storage, runs_dir)
         trained = {t.number: t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

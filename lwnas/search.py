@@ -1,8 +1,8 @@
 """`lwnas search`: an Optuna study over a search space under a MAdds budget.
 
-Each trial samples a network (lwnas.space), rejects it analytically if it is over budget, reuses the
-result of an identical architecture already trained in the study, and otherwise proxy-trains it
-(lwnas.train) and measures its latency (lwnas.latency). Everything a trial produced is stored in the
+Each trial samples a network (lwnas.space), rejects it analytically if it is over budget, skips an
+architecture the study already holds, and otherwise proxy-trains it (lwnas.train) and measures its latency
+(lwnas.latency). Everything a trial produced is stored in the
 study (Optuna RDB storage: SQLite under runs/ by default) and under runs/<study>/, so a killed search
 resumes where it stopped.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ from pathlib import Path
 
 from .budget import human
 from .errors import LwnasError
+from .progress import Progress
+from .storage import check_study_name, fail_stale, open_storage, redact, storage_url
 from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 
-STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SAMPLERS = ("tpe", "nsga2", "random")
 
 
@@ -57,96 +57,6 @@ class SearchSettings:
         data = "synthetic" if self.data == "synthetic" else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.data).name)
         kind = "acc-lat" if self.multi else "acc"
         return f"{self.space}-{human(self.budget).replace('.00', '')}-{data}-{kind}"[:100]
-
-
-def check_study_name(name: str) -> str:
-    """Study names become folder names under runs/: letters, digits, '_', '-', '.' only, no leading dot."""
-    if not STUDY_NAME.match(name):
-        raise LwnasError(f"invalid study name {name!r}: use letters, digits, '_', '-' or '.', starting with a "
-                         f"letter or digit (it becomes a folder under runs/)")
-    return name
-
-
-def storage_url(storage: str | None, runs_dir: str) -> str:
-    """The --storage URL, else SQLite in the runs folder (which must be writable)."""
-    if storage:
-        return storage
-    runs = Path(runs_dir)
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-        probe = runs / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise LwnasError(f"runs folder {runs} is not writable ({err.strerror}); pass --runs-dir or --storage")
-    return f"sqlite:///{runs / 'lwnas.db'}"
-
-
-def open_storage(url: str, grace: int = 60, attempts: int = 8):
-    """Optuna RDB storage with heartbeats (a dead worker's RUNNING trial is failed and retried).
-
-    Workers started together on a fresh database race to create its tables; the losers' errors ("table
-    already exists", a duplicate schema-version row) are retried, since the winner's tables are then there."""
-    import optuna
-    import sqlalchemy
-    import sqlalchemy.exc
-
-    from .claims import lost_creation_race
-
-    kwargs = {}
-    if url.startswith("sqlite"):
-        kwargs = {"connect_args": {"timeout": 60}}
-    for attempt in range(1, attempts + 1):
-        try:
-            with warnings.catch_warnings():  # Optuna marks heartbeats experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
-                    url, engine_kwargs=kwargs, heartbeat_interval=max(1, grace // 4), grace_period=grace,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-            if url.startswith("sqlite"):  # WAL (persistent in the file): readers do not block the writing worker
-                sqlalchemy.event.listen(storage.engine, "connect",
-                                        lambda connection, _: connection.execute("PRAGMA journal_mode=WAL"))
-                storage.engine.dispose()
-            return storage
-        except sqlalchemy.exc.SQLAlchemyError as err:
-            if attempt < attempts and lost_creation_race(err):
-                time.sleep(0.2 * attempt)
-                continue
-            raise LwnasError(f"cannot open storage {_redact(url)}: {_first_line(err)}") from None
-        except (ValueError, ImportError) as err:
-            raise LwnasError(f"cannot open storage {_redact(url)}: {_first_line(err)}") from None
-
-
-def _first_line(err) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
-
-
-def _fail_stale(study):
-    """Mark trials of dead workers (no heartbeat within the grace period) failed; Optuna calls this experimental."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
-def load_study(name: str, storage: str | None, runs_dir: str):
-    """An existing study by name from --storage or the runs folder's SQLite file; a clear error if absent."""
-    import optuna
-
-    check_study_name(name)
-    url = storage_url(storage, runs_dir)
-    opened = open_storage(url)
-    try:
-        return optuna.load_study(study_name=name, storage=opened)
-    except KeyError:
-        known = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
-        raise LwnasError(f"no study {name!r} in {_redact(url)}; known: {', '.join(known) or 'none'}") from None
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 def _beats(trial: dict, baseline: dict, multi: bool) -> bool:
@@ -200,60 +110,6 @@ class Duplicate(LwnasError):
 
 class Interrupted(LwnasError):
     """Ctrl-C during a trial: the trial is failed, its parameters queued to be tried first on resume."""
-
-
-class Progress:
-    """One live line per trial: trial n/N, arch hash, MAdds, epoch/step, accuracy, ETA."""
-
-    def __init__(self, total: int, stream=None):
-        self.total, self.stream = total, stream or sys.stdout
-        self.tty = self.stream.isatty()
-        self.done, self.started, self.trial_times = 0, time.time(), []
-        self.prefix = ""
-
-    def begin(self, number: int, arch_hash: str, macs: int):
-        self.prefix = f"[{self.done + 1}/{self.total}] trial {number} {arch_hash} {human(macs)} MAdds"
-        self.trial_start = time.time()
-
-    def begin_baseline(self, name: str, arch_hash: str, macs: int):
-        self.prefix = f"[baseline] {name} {arch_hash} {human(macs)} MAdds"
-        self.trial_start = time.time()
-
-    def eta(self, done_fraction: float) -> str:
-        """Time left for the remaining trials: the mean of the trials timed so far (this run's, or the study's
-        earlier ones when resuming), else this trial's pace (`done_fraction` of it in the time since it began)."""
-        elapsed = time.time() - self.trial_start
-        if self.trial_times:
-            per_trial = sum(self.trial_times) / len(self.trial_times)
-        elif done_fraction > 0:
-            per_trial = elapsed / done_fraction
-        else:
-            return "?"
-        left = (self.total - self.done) * per_trial - elapsed
-        return time.strftime("%H:%M:%S" if left >= 3600 else "%M:%S", time.gmtime(max(0, round(left))))
-
-    def step(self, epoch: int, epochs: int, step: int, steps: int, loss: float):
-        if self.tty:
-            self.stream.write(f"\r{self.prefix} | epoch {epoch}/{epochs} step {step}/{steps} loss {loss:.3f} "
-                              f"| ETA {self.eta((epoch - 1 + step / steps) / epochs)}   ")
-            self.stream.flush()
-
-    def epoch(self, epoch: int, epochs: int, top1: float, loss: float):
-        restart = "\r" if self.tty else ""  # overwrite the live step line
-        self.stream.write(f"{restart}{self.prefix} | epoch {epoch}/{epochs} loss {loss:.3f} "
-                          f"val top-1 {top1:.1f}% | ETA {self.eta(epoch / epochs)}\n")
-        self.stream.flush()
-
-    def finish(self, message: str, trained: bool):
-        if trained:
-            self.done += 1
-            self.trial_times.append(time.time() - self.trial_start)
-        self.stream.write(f"{self.prefix} | {message}\n")
-        self.stream.flush()
-
-    def note(self, message: str):
-        self.stream.write(message + "\n")
-        self.stream.flush()
 
 
 class Search:
@@ -344,7 +200,7 @@ class Search:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress or self.progress
         before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        self.progress.note(f"study {self.name} in {_redact(self.url)}: {before} completed trial(s) so far; "
+        self.progress.note(f"study {self.name} in {redact(self.url)}: {before} completed trial(s) so far; "
                            f"space {self.space.name}, budget {human(settings.budget)} MAdds, data {settings.data} "
                            f"({len(self.train_set)} train / {len(self.val_set)} val images)")
         skipped = self.train_set.skipped_note(self.val_set)
@@ -538,7 +394,7 @@ class Search:
 
         deadline = time.time() + 1.5 * self.settings.heartbeat_grace
         while time.time() < deadline:
-            _fail_stale(study)
+            fail_stale(study)
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return
             time.sleep(1)
@@ -581,7 +437,7 @@ class Search:
                                    f"without heartbeat)")
                 waited = True
             time.sleep(1)
-            _fail_stale(study)
+            fail_stale(study)
 
     def _owner(self, trial, arch_hash: str):
         """None if this trial now owns `arch_hash` (claimed in the database), else the trial that does:

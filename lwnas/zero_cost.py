@@ -102,8 +102,6 @@ def naswot(model, images, labels) -> float:
 def jacob_cov(model, images, labels) -> float:
     """-(sum over the eigenvalues v of the correlation matrix of per-image input Jacobians of log(v + k) +
     1 / (v + k)), k = 1e-5: high when the network maps different images through different local linear maps."""
-    import paddle
-
     model.train()
     x = images.clone()
     x.stop_gradient = False

@@ -1,7 +1,6 @@
 """Several workers on one study: a throw-away PostgreSQL server (started here) with 3 workers,
 and SQLite with 2; one worker is killed with SIGKILL mid-trial. Asserted: the requested number of trained
 trials, no architecture trained twice, nothing left RUNNING, every completed trial's data intact."""
-import os
 import shutil
 import signal
 import subprocess
@@ -74,7 +73,7 @@ def _check(storage):
 def _open_together(url, processes=4):
     """Processes that open the storage and the claims table at the same instant, as workers started together."""
     start = time.time() + 3  # after every interpreter has imported lwnas
-    code = ("import sys, time; from lwnas.search import open_storage; from lwnas.claims import ArchClaims\n"
+    code = ("import sys, time; from lwnas.storage import open_storage; from lwnas.claims import ArchClaims\n"
             "while time.time() < float(sys.argv[2]): pass\n"
             "ArchClaims(open_storage(sys.argv[1]).engine, 'shared')")
     running = [subprocess.Popen([sys.executable, "-c", code, url, str(start)], stdout=subprocess.PIPE,

@@ -270,7 +270,7 @@ def test_worker_command_lines_drop_the_parents_options_and_give_baselines_to_wor
 def test_eta_is_known_during_the_first_trial_and_from_the_study_when_resuming():
     import io
 
-    from lwnas.search import Progress
+    from lwnas.progress import Progress
 
     fresh = Progress(3, stream=io.StringIO())
     fresh.begin(0, "abc", 1_000_000)
