@@ -61,10 +61,13 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     out = Path(runs_dir) / name
     written = write_front(out, chosen) if chosen else []
     plot = write_plot(out / "front.html", study, complete, chosen, baselines) if complete else None
+    pages = write_optuna_plots(out / "optuna", study) if complete else []
+    families = family_summary(complete)
     if as_json:
         print(json.dumps({"study": name, "directions": [d.name.lower() for d in study.directions],
                           "best": rows, "baselines": baselines, "spec_files": [str(p) for p in written],
-                          "plot": str(plot) if plot else None}, indent=2))
+                          "plot": str(plot) if plot else None, "optuna_plots": [str(p) for p in pages],
+                          "block_types": families}, indent=2))
         return
     if not rows:
         print(f"study {name}: no completed trials yet")
@@ -82,7 +85,50 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
         print("baselines (named configs, same proxy training):")
         print_table([readable(b) for b in baselines], ["baseline", "arch_hash", "madds", "params", "top1",
                                                          "latency_ms"])
+    print("block types of the trained architectures (how many used each, best top-1 among them):")
+    print_table([{**f, "best_top1": f"{f['best_top1']:.1f}"} for f in families], ["block", "trials", "best_top1"])
     print(f"specs written to {out / 'front'}/ (train one with `lwnas train --arch FILE.yaml`); plot: {plot}")
+    print(f"Optuna's plots: {', '.join(map(str, pages))}" if pages else
+          "Optuna's plots (history, importances, Pareto front) need plotly: pip install plotly")
+
+
+def family_summary(trials) -> list[dict]:
+    """Per block type in the trained architectures: how many used it and the best top-1 among those, best
+    first. Says which block families win on this data and budget."""
+    usage: dict[str, list[float]] = {}
+    for t in trials:
+        for block_type in {block.type for _, block in ArchSpec.from_yaml(t.user_attrs["spec"]).blocks()}:
+            usage.setdefault(block_type, []).append(t.user_attrs["top1"])
+    return [{"block": block, "trials": len(top1s), "best_top1": max(top1s)}
+            for block, top1s in sorted(usage.items(), key=lambda item: (-max(item[1]), item[0]))]
+
+
+def write_optuna_plots(folder: Path, study) -> list[Path]:
+    """Optuna's own views as HTML pages, when plotly is installed (none otherwise): optimization history,
+    parameter importances (which slot's depth, block type and width choices matter) and, with two objectives,
+    the Pareto front. A view Optuna cannot draw yet (importances need several trials) is left out."""
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        return []
+    import optuna.visualization as views
+
+    multi = len(study.directions) > 1
+    top1 = {"target": (lambda t: t.values[0]), "target_name": "proxy top-1"} if multi else {}
+    figures = {"history": lambda: views.plot_optimization_history(study, **top1),
+               "importances": lambda: views.plot_param_importances(study, **top1)}
+    if multi:
+        figures["pareto"] = lambda: views.plot_pareto_front(study, target_names=["proxy top-1", "latency (ms)"])
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for name, figure in figures.items():
+        try:
+            page = figure()
+        except (ValueError, RuntimeError):
+            continue
+        page.write_html(str(folder / f"{name}.html"), include_plotlyjs="directory")  # one plotly.min.js beside
+        pages.append(folder / f"{name}.html")
+    return pages
 
 
 def write_front(folder: Path, trials) -> list[Path]:

@@ -49,6 +49,15 @@ def test_search_stays_under_budget_and_stores_everything(tmp_path):
     report = json.loads(shown.stdout)
     assert len(report["best"]) == 2 and report["best"][0]["top1"] >= report["best"][1]["top1"]
     assert all(os.path.exists(tmp_path / p) for p in report["spec_files"])
+    blocks = report["block_types"]  # per block type: trials using it, best top-1 among them, best first
+    assert blocks[0]["best_top1"] == max(t.values[0] for t in done) and all(1 <= b["trials"] <= 2 for b in blocks)
+    assert [b["best_top1"] for b in blocks] == sorted((b["best_top1"] for b in blocks), reverse=True)
+    assert sorted(os.path.basename(p) for p in report["optuna_plots"]) == ["history.html", "importances.html"]
+    assert all("plotly" in (tmp_path / p).read_text() for p in report["optuna_plots"])
+    plain = subprocess.run([sys.executable, "-c", "import sys; sys.modules['plotly'] = None; from lwnas.cli import "
+                            "main; sys.exit(main(['runs', 'show', 'micro-12M-synthetic-acc', '--json']))"],
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert plain.returncode == 0 and json.loads(plain.stdout)["optuna_plots"] == []  # the plain page is enough
     stale = tmp_path / "runs" / "micro-12M-synthetic-acc" / "front" / "trial_9999_000000000000.yaml"
     stale.write_text("left by an earlier call")
     again = json.loads(run("runs", "show", "micro-12M-synthetic-acc", "--json", cwd=tmp_path).stdout)
