@@ -92,7 +92,9 @@ def make_sampler(settings: SearchSettings):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4, multivariate=True, group=True)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+        # A generation no larger than the run: with a population above --trials NSGA-II never leaves its
+        # random first generation. (Samplers see rejected samples through their over_budget constraint.)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(8, settings.trials)))
     return optuna.samplers.RandomSampler(seed=seed)
 
 

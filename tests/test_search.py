@@ -348,3 +348,28 @@ def test_the_budget_floor_counts_with_the_datas_classes(tmp_path):
     with pytest.raises(LwnasError, match=r"below the smallest network of space 'micro' \(2.07M MAdds at 224px "
                                          r"with 10 classes\)"):
         Search(settings).load_data()
+
+
+def test_nsga2_generations_fit_the_number_of_trials():
+    from lwnas.search import make_sampler
+
+    assert make_sampler(SearchSettings(objective="accuracy-latency", trials=6))._population_size == 6
+    assert make_sampler(SearchSettings(objective="accuracy-latency", trials=50))._population_size == 8
+
+
+def test_two_objective_search_end_to_end(tmp_path):
+    """accuracy-latency: a non-empty Pareto front of trained trials, with a positive hypervolume against the
+    reference point (0% top-1, 1.1 x the slowest latency)."""
+    settings = SearchSettings(budget=12_000_000, trials=3, objective="accuracy-latency", study="two",
+                              runs_dir=str(tmp_path / "runs"), latency_runs=2,
+                              proxy=TrainConfig(epochs=1, batch_size=32, train_subset=64, val_subset=32))
+    study = Search(settings).run()
+    front = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
+    trained = Search.trained_trials(study)
+    assert len(trained) == 3 and front
+    worst = 1.1 * max(t.values[1] for t in trained)
+    volume, below = 0.0, 0.0
+    for latency, top1 in sorted((t.values[1], t.values[0]) for t in front):  # fastest first, top-1 rising
+        volume += (worst - latency) * max(0.0, top1 - below)  # the slab of top-1 this point adds
+        below = max(below, top1)
+    assert volume > 0
