@@ -9,7 +9,9 @@ resumes where it stopped.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -334,6 +336,7 @@ class Search:
             raise Duplicate(f"architecture {spec.arch_hash} is trial {same.number}'s")
 
         self._reserve_slot(trial, spec.arch_hash)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process trained it
         cost = count(spec)
         trial.set_user_attr("params", cost.params)
         trial.set_user_attr("spec", spec.to_yaml())

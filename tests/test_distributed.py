@@ -39,8 +39,8 @@ def _worker(cwd, storage, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _kill_one_mid_trial(worker, storage):
-    """SIGKILL `worker` once some trial of the study is training."""
+def _kill_one_mid_trial(workers, storage) -> optuna.trial.FrozenTrial:
+    """SIGKILL the worker that is training a trial, once one is; returns that trial as it was."""
     deadline = time.time() + 240
     while time.time() < deadline:
         time.sleep(0.5)
@@ -48,14 +48,24 @@ def _kill_one_mid_trial(worker, storage):
             study = optuna.load_study(study_name="shared", storage=storage)
         except KeyError:
             continue
-        if any(t.user_attrs.get("training") for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))):
+        by_pid = {str(w.pid): w for w in workers}
+        training = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                    if t.user_attrs.get("training") and t.user_attrs.get("worker", ":").split(":")[1] in by_pid]
+        if training:
             break
+    else:
+        pytest.fail("no worker started training within 240 s")
+    victim = by_pid[training[0].user_attrs["worker"].split(":")[1]]
     time.sleep(1.5)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    return training[0]
 
 
-def _check(storage):
+def _check(storage, killed=None):
+    """TOTAL trained architectures, none twice, nothing left RUNNING, every result complete; and the killed
+    worker's trial failed by heartbeat, was retried, and its architecture was trained after all (the retry
+    took over its claim)."""
     study = optuna.load_study(study_name="shared", storage=storage)
     trials = study.get_trials()
     assert not [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
@@ -65,8 +75,16 @@ def _check(storage):
     assert len(set(hashes)) == len(hashes)
     for t in trained:
         assert t.values[0] == t.user_attrs["top1"] and t.user_attrs["madds"] <= 12_000_000
-        assert {"spec", "params", "latency_ms", "history"} <= set(t.user_attrs)
+        assert {"spec", "params", "latency_ms", "history", "worker"} <= set(t.user_attrs)
         assert len(t.user_attrs["history"]) == 2
+    if killed is not None:
+        assert trials[killed.number].state == optuna.trial.TrialState.FAIL
+        retries = [t for t in trials if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) ==
+                   killed.number]
+        assert len(retries) == 1 and retries[0].params == killed.params
+        assert killed.user_attrs["arch_hash"] in hashes  # trained after all, by the process that took the claim
+        assert next(t for t in trained if t.user_attrs["arch_hash"] == killed.user_attrs["arch_hash"]) \
+            .user_attrs["worker"] != killed.user_attrs["worker"]
     return study
 
 
@@ -102,21 +120,24 @@ def test_workers_opening_a_fresh_postgresql_database_together_all_succeed(postgr
 
 def test_three_workers_on_postgresql_with_one_killed(tmp_path, postgres):
     workers = [_worker(tmp_path, postgres, "--until-total", str(TOTAL)) for _ in range(3)]
-    _kill_one_mid_trial(workers[0], postgres)
-    for w in workers[1:]:
+    killed = _kill_one_mid_trial(workers, postgres)
+    for w in workers:
+        if w.returncode == -9:
+            continue
         out, _ = w.communicate(timeout=500)
         assert w.returncode == 0, out
-    _check(postgres)
+    _check(postgres, killed)
 
 
 def test_two_workers_on_sqlite_with_one_killed(tmp_path):
     storage = f"sqlite:///{tmp_path}/shared.db"
     workers = [_worker(tmp_path, storage, "--until-total", str(TOTAL)) for _ in range(2)]
-    _kill_one_mid_trial(workers[0], storage)
-    out, _ = workers[1].communicate(timeout=500)
-    assert workers[1].returncode == 0, out
+    killed = _kill_one_mid_trial(workers, storage)
+    survivor = next(w for w in workers if w.returncode != -9)
+    out, _ = survivor.communicate(timeout=500)
+    assert survivor.returncode == 0, out
     assert "database is locked" not in out
-    _check(storage)
+    _check(storage, killed)
 
 
 def test_workers_option_starts_local_workers(tmp_path):
