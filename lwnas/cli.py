@@ -394,7 +394,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
     for command in sub.choices.values():
         command.add_argument("--verbose", action="store_true",
-                             help="also show third-party log output (Paddle, paddle2onnx, Optuna)")
+                             help="also show third-party output (paddle2onnx, Polygraphy, Optuna); Paddle's C++ "
+                                  "log needs GLOG_minloglevel=0")
     return parser
 
 
