@@ -234,7 +234,7 @@ class Search:
                                f"architectures found (the others were duplicates or over budget)")
         self._settle(study)
         s = self.stats
-        self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} duplicate architectures reused, "
+        self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} repeated architectures skipped, "
                            f"{s['rejected']} samples rejected over budget, {s['pruned']} pruned, "
                            f"{s['failed']} failed")
         self.compare_with_baselines(study)
