@@ -27,6 +27,11 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
 
 
+def stored_side(resolution: int) -> int:
+    """Side of the square an image is stored and centre-cropped at: resolution / 0.875, the usual eval crop."""
+    return round(resolution / 0.875)
+
+
 @dataclass
 class ImageSet:
     """Decoded images (N, H, W, 3 uint8), integer labels and class names."""
@@ -171,7 +176,7 @@ def list_file(root: Path, listing: Path, resolution: int, skip_bad: bool) -> Ima
 def _decode(files, classes, resolution: int, skip_bad: bool) -> ImageSet:
     from PIL import Image
 
-    side = round(resolution / 0.875)
+    side = stored_side(resolution)
     images, labels, skipped = [], [], []
     for path, label in files:
         try:
@@ -237,7 +242,7 @@ class Augmented:
         h, w = img.shape[:2]
         res = self.resolution
         if rng is None:  # centre crop of res/0.875, resized to res
-            side = min(h, w, round(res / 0.875))
+            side = min(h, w, stored_side(res))
         else:  # random resized crop: 25-100% of the area, aspect 3/4-4/3
             area = h * w * rng.uniform(0.25, 1.0)
             aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))

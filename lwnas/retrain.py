@@ -173,7 +173,7 @@ def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:
     import paddle
     from PIL import Image
 
-    from .data import Augmented, ImageSet, _square
+    from .data import Augmented, ImageSet, _square, stored_side
 
     model, state, _ = load_trained(path)
     resolution = state["config"]["resolution"]
@@ -181,7 +181,7 @@ def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:
     for image in images:
         try:
             with Image.open(image) as img:
-                array = _square(img.convert("RGB"), round(resolution / 0.875))
+                array = _square(img.convert("RGB"), stored_side(resolution))
         except FileNotFoundError:
             raise LwnasError(f"{image}: image file not found") from None
         except (OSError, ValueError) as err:
@@ -204,21 +204,21 @@ def export(path: Path, output: Path, fmt: str = "paddle", resolution: int | None
     exported = export_model(model, spec, output, fmt, res)
     files = sorted(f.name for f in output.iterdir() if f.name.startswith("model."))  # Paddle: graph + weights
     (output / "preprocess.json").write_text(json.dumps(
-        {"format": fmt, "files": files, **preprocessing(res), "classes": state["classes"]}, indent=2))
+        {"format": fmt, "files": files, **preprocessing(res, spec.in_channels), "classes": state["classes"]}, indent=2))
     (output / "classes.json").write_text(json.dumps(state["classes"]))
     (output / "spec.yaml").write_text(spec.to_yaml())
     return exported
 
 
-def preprocessing(resolution: int) -> dict:
+def preprocessing(resolution: int, channels: int = 3) -> dict:
     """How lwnas evaluates and predicts, in words a deployment can follow without lwnas (see the README's
     example): RGB; shorter side resized to `resize_short` (bilinear), centre square of that side, resized to
     `resolution` (bilinear); (pixel - mean) / std with pixels in 0-255; NCHW float32, input named `input_name`."""
     from . import __version__
-    from .data import MEAN, STD
+    from .data import MEAN, STD, stored_side
 
-    return {"input_name": "x", "input_shape": [1, 3, resolution, resolution], "layout": "NCHW",
-            "channel_order": "RGB", "resize_short": round(resolution / 0.875), "resolution": resolution,
+    return {"input_name": "x", "input_shape": [1, channels, resolution, resolution], "layout": "NCHW",
+            "channel_order": "RGB", "resize_short": stored_side(resolution), "resolution": resolution,
             "interpolation": "bilinear", "mean": [round(float(m), 4) for m in MEAN],
             "std": [round(float(v), 4) for v in STD], "lwnas_version": __version__}
 
