@@ -100,6 +100,11 @@ def make_sampler(settings: SearchSettings):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def _place_in_line(trial) -> int:
+    """The number of the trial first sampled with these parameters: a heartbeat retry's is its original's."""
+    return trial.system_attrs.get("failed_trial", trial.number)
+
+
 def prune_now(trial, epoch: int, epochs: int) -> bool:
     """The pruner's verdict after `epoch`, except after the last: the network is trained by then, and pruning
     would discard a finished result."""
@@ -417,24 +422,35 @@ class Search:
         return len(cls.trained_trials(study))
 
     def _reserve_slot(self, trial, arch_hash: str):
-        """Train only if the study still needs trials: completed plus those reserved by lower-numbered running
-        trials must stay below the target. Waits while a dead worker's reservation may still come free."""
+        """Train only if the study still needs trials: completed plus those reserved ahead of this one must stay
+        below the target. A trial's place in line is its number, and a dead worker's retried trial keeps the place
+        of the trial it retries (Optuna copies the `training` mark onto the queued retry), so a retry is never
+        crowded out by trials that started after the original. Waits while a dead worker's reservation may still
+        come free; steps aside when the slot it waits for belongs to a queued retry, so this worker runs it."""
         import optuna
 
         study = trial.study
         trial.set_user_attr("training", True)
         waited = False
         while True:
-            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            ahead = sum(1 for t in running if t.user_attrs.get("training") and t.number < trial.number)
+            open_trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
+                                                                   optuna.trial.TrialState.WAITING))
+            mine = _place_in_line(next(t for t in open_trials if t.number == trial.number))
+            ahead = [t for t in open_trials if t.user_attrs.get("training") and _place_in_line(t) < mine]
             done = self.trained(study)
-            if done >= self.target:
+            if done >= self.target or any(t.state == optuna.trial.TrialState.WAITING for t in ahead) \
+                    and done + len(ahead) >= self.target:
+                surplus = done >= self.target
                 trial.set_user_attr("training", False)
-                trial.set_user_attr("surplus", True)
+                trial.set_user_attr("surplus" if surplus else "stepped_aside", True)
                 self.claims.release(arch_hash, trial.number)
-                study.stop()
+                if surplus:
+                    study.stop()
+                else:
+                    self.progress.note(f"trial {trial.number} steps aside for a dead worker's retried trial, which "
+                                       f"this worker runs next")
                 raise optuna.TrialPruned()
-            if done + ahead < self.target:
+            if done + len(ahead) < self.target:
                 return
             if not waited:
                 self.progress.note(f"trial {trial.number} waits: running trials of other workers may complete the "

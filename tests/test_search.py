@@ -373,3 +373,29 @@ def test_two_objective_search_end_to_end(tmp_path):
         volume += (worst - latency) * max(0.0, top1 - below)  # the slab of top-1 this point adds
         below = max(below, top1)
     assert volume > 0
+
+
+def test_a_dead_workers_retried_trial_keeps_its_place_in_line(tmp_path):
+    """The retry of a trial that was training when its worker died is queued behind nothing that started later:
+    a later trial steps aside for it when only one slot is left, and the retry then trains without waiting."""
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT)
+    search = Search(_settings(tmp_path, space))
+    study = search.open_study()
+    search.target = 2
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"training": True}))
+    study.add_trial(optuna.create_trial(value=50.0, user_attrs={"arch_hash": "a"}))  # trained: one slot left
+    later = study.ask()  # trial 2, sampled after the dead worker's trial 0
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING, user_attrs={"training": True},
+                                        system_attrs={"failed_trial": 0}))  # what a heartbeat retry looks like
+    assert search.claims.claim("b", later.number) is None
+    with pytest.raises(optuna.TrialPruned):
+        search._reserve_slot(later, "b")
+    assert later.user_attrs.get("stepped_aside") and not later.user_attrs["training"]
+    assert search.claims.claim("b", 99) is None  # its claim was released
+    retry = study.ask()  # the queued retry comes first
+    assert retry.number == 3
+    other = study.ask()
+    other.set_user_attr("training", True)  # a trial that started after the retry was queued
+    search._reserve_slot(retry, "c")  # returns: nothing ahead of the retry
+    assert retry.user_attrs["training"]
