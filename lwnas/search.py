@@ -132,7 +132,7 @@ class Search:
         self.baselines = {name: get_config(name) for name in dict.fromkeys(settings.baselines)}
         self.url = storage_url(settings.storage, settings.runs_dir)
         self.run_dir = Path(settings.runs_dir) / self.name
-        self.stats = {"rejected": 0, "duplicates": 0, "failed": 0, "pruned": 0, "trained": 0}
+        self.stats = {"rejected": 0, "fitted": 0, "duplicates": 0, "failed": 0, "pruned": 0, "trained": 0}
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
 
@@ -239,9 +239,9 @@ class Search:
                                f"architectures found (the others were duplicates or over budget)")
         self._settle(study)
         s = self.stats
-        self.progress.note(f"done: {s['trained']} trained, {s['duplicates']} repeated architectures skipped, "
-                           f"{s['rejected']} samples rejected over budget, {s['pruned']} pruned, "
-                           f"{s['failed']} failed")
+        self.progress.note(f"done: {s['trained']} trained, {s['fitted']} drafts fitted to the space and queued, "
+                           f"{s['duplicates']} repeated architectures skipped, {s['rejected']} samples rejected "
+                           f"over budget, {s['pruned']} pruned, {s['failed']} failed")
         self.compare_with_baselines(study)
         return study
 
@@ -323,17 +323,7 @@ class Search:
 
         settings = self.settings
         self._attempts += 1
-        sample = self.space.sample(trial, settings.budget, shrink=settings.shrink,
-                                   num_classes=len(self.train_set.classes), name=f"{self.name}-t{trial.number}")
-        if sample.spec is None or sample.macs > settings.budget:
-            self.stats["rejected"] += 1
-            trial.set_constraint("over_budget", float(sample.macs - settings.budget) if sample.spec else 1e12)
-            trial.set_user_attr("rejected", sample.reason or f"{human(sample.macs)} MAdds over budget")
-            raise optuna.TrialPruned()
-        spec = sample.spec
-        trial.set_user_attr("arch_hash", spec.arch_hash)
-        trial.set_user_attr("madds", sample.macs)
-        trial.set_constraint("over_budget", float(sample.macs - settings.budget))  # <= 0: feasible
+        spec = self.draw(trial)
         same = self._owner(trial, spec.arch_hash)
         if same is not None:
             self.stats["duplicates"] += 1
@@ -346,7 +336,7 @@ class Search:
         trial.set_user_attr("params", cost.params)
         trial.set_user_attr("spec", spec.to_yaml())
         progress = self.progress
-        progress.begin(trial.number, spec.arch_hash, sample.macs)
+        progress.begin(trial.number, spec.arch_hash, cost.macs)
         seed_everything(settings.proxy.seed)  # every candidate starts from the same seeded state
         model = build(spec, len(self.train_set.classes))
         epochs = settings.proxy.epochs
@@ -385,12 +375,52 @@ class Search:
         trial.set_user_attr("latency_ms", latency.median_ms)
         trial.set_user_attr("latency_iqr_ms", latency.iqr_ms)
         self._write_artifacts(f"trial_{trial.number:04d}", spec,
-                              {"arch_hash": spec.arch_hash, "madds": sample.macs, "params": cost.params,
+                              {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
                                "top1": top1, "latency": latency.to_dict(), "history": [h.__dict__ for h in history]})
         self.stats["trained"] += 1
         progress.finish(f"top-1 {top1:.1f}%, latency {latency.median_ms:.2f} ms "
                         f"(IQR {latency.iqr_ms:.2f})", trained=True)
         return (top1, latency.median_ms) if settings.multi else top1
+
+    def draw(self, trial):
+        """The trial's network, whose parameters are exactly the trial's (`space.spec_from_params`); a draft
+        over the budget, or one that had to be repaired or shrunk, is rejected with TrialPruned instead."""
+        import optuna
+
+        from .cost import count
+
+        settings = self.settings
+        sample = self.space.sample(trial, settings.budget, shrink=settings.shrink,
+                                   num_classes=len(self.train_set.classes), name=f"{self.name}-t{trial.number}")
+        if sample.spec is None or sample.macs > settings.budget:
+            self.stats["rejected"] += 1
+            trial.set_constraint("over_budget", float(sample.macs - settings.budget) if sample.spec else 1e12)
+            trial.set_user_attr("rejected", sample.reason or f"{human(sample.macs)} MAdds over budget")
+            raise optuna.TrialPruned()
+        if sample.params != trial.params:
+            self._queue_fitted(trial, sample)
+        spec = sample.spec
+        trial.set_user_attr("arch_hash", spec.arch_hash)
+        trial.set_user_attr("madds", count(spec).macs)
+        trial.set_constraint("over_budget", float(sample.macs - settings.budget))  # <= 0: feasible
+        return spec
+
+    def _queue_fitted(self, trial, sample):
+        """The draft was repaired or shrunk, so its parameters are not the network that would be trained: it
+        is rejected (infeasible as drafted, which the sampler learns from) and the fitted network is queued
+        as a trial of its own, whose parameters are exactly that network. Unless the study already holds it."""
+        import optuna
+
+        self.stats["fitted"] += 1
+        excess = sample.drafted_macs - self.settings.budget
+        trial.set_constraint("over_budget", float(excess) if excess > 0 else 1.0)  # > 0: infeasible as drafted
+        how = [f"{sample.repaired} block(s) repaired to fit their channels"] if sample.repaired else []
+        if sample.macs != sample.drafted_macs:
+            how.append(f"shrunk from {human(sample.drafted_macs)} to {human(sample.macs)} MAdds")
+        trial.set_user_attr("rejected", f"drafted, not a point of the space under the budget: {', '.join(how)}; "
+                                        f"the fitted network is queued")
+        trial.study.enqueue_trial(sample.params, user_attrs={"fitted_from": trial.number}, skip_if_exists=True)
+        raise optuna.TrialPruned()
 
     def _train(self, model, on_epoch, on_step):
         from .train import train

@@ -12,6 +12,7 @@ fits, and under a budget it can shrink widths and depths step by step until the 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ class Sample:
     macs: int
     repaired: int  # blocks whose parameters were moved to fit their channels
     reason: str = ""  # why spec is None
+    params: dict | None = None  # the Optuna parameters of `spec` itself (after repair and shrinking)
+    drafted_macs: int = 0  # before shrinking
 
 
 class SearchSpace:
@@ -108,58 +111,81 @@ class SearchSpace:
     # ---- sampling -----------------------------------------------------------------------
     def suggest(self, trial) -> Draft:
         """Ask an Optuna trial for every choice (define-by-run); numbers are asked as ordered indices."""
+        return self._walk(_Ask(trial))
+
+    def params_of(self, draft: Draft) -> dict:
+        """The Optuna parameters that `suggest` would have recorded for `draft`: queued as a trial, they
+        build exactly the network the draft describes."""
+        replay = _Replay(draft)
+        self._walk(replay)
+        return replay.params
+
+    def spec_from_params(self, params: dict, num_classes: int, name: str = "sampled") -> ArchSpec:
+        """The network a trial's parameters describe, exactly: SpecError for parameters that are not a point of
+        the space (an unknown, missing or out-of-range parameter, or blocks whose channels do not fit)."""
+        reader = _Read(params)
+        sample = self.materialize(self._walk(reader), num_classes, name)
+        extra = sorted(set(params) - reader.used)
+        if extra:
+            raise SpecError(extra[0], f"not a parameter of space {self.name} with these choices")
+        if sample.spec is None:
+            raise SpecError("params", sample.reason)
+        if sample.repaired:
+            raise SpecError("params", f"{sample.repaired} block(s) have channel settings that do not fit "
+                                      f"(e.g. groups that do not divide the width); not a point of space {self.name}")
+        return sample.spec
+
+    def _walk(self, choose) -> Draft:
+        """Every decision of a network in one fixed order; `choose` answers each (from a trial, a draft or a
+        parameter dict), so the three always agree on parameter names and encodings."""
         slots = []
-        for part, slot in [("stem", s) for s in self.stem] + [("stage", s) for s in self.stages]:
+        for slot in list(self.stem) + list(self.stages):
             key = slot.name
-            depth = _suggest_value(trial, f"{key}.depth", slot.depths)
-            stride = _suggest_index(trial, f"{key}.stride", slot.strides)
+            depth = choose.depth(f"{key}.depth", slot.depths)
+            stride = choose.index(f"{key}.stride", slot.strides)
             blocks = []
             for k in range(depth):
-                choice = self._choose(trial, f"{key}.{k}", slot.choices)
-                blocks.append((choice, {name: _suggest_index(trial, f"{key}.{k}.{choice.type}.{name}", values)
+                choice = choose.choice(f"{key}.{k}.type", slot.choices)
+                blocks.append((choice, {name: choose.index(f"{key}.{k}.{choice.type}.{name}", values)
                                         for name, values in choice.domains}))
             slots.append([depth, stride, blocks])
-        choice = self._choose(trial, "head", self.head)
-        head = (choice, {name: _suggest_index(trial, f"head.{choice.type}.{name}", values)
-                         for name, values in choice.domains})
+        choice = choose.choice("head.type", self.head)
+        head = (choice, {name: choose.index(f"head.{choice.type}.{name}", values) for name, values in choice.domains})
         slots.append([1, 0, [head]])
         return Draft(slots)
 
-    @staticmethod
-    def _choose(trial, key: str, choices: tuple[BlockChoice, ...]) -> BlockChoice:
-        if len(choices) == 1:
-            return choices[0]
-        name = trial.suggest_categorical(f"{key}.type", [c.type for c in choices])
-        return next(c for c in choices if c.type == name)
-
     def sample(self, trial, budget: int | None = None, shrink: bool = True, num_classes: int = 1000,
                name: str = "sampled") -> Sample:
-        """A network from the trial's choices; with a budget, shrink it (if allowed) until it fits."""
+        """A network from the trial's choices, repaired to fit its channels; with a budget, shrunk (if allowed)
+        until it fits. The result's `params` encode the network as built, which may differ from the trial's."""
         draft = self.suggest(trial)
-        result = self.materialize(draft, num_classes, name)
+        result = drafted = self.materialize(draft, num_classes, name)
         while shrink and budget is not None and result.spec is not None and result.macs > budget:
             if not _shrink(draft, self):
                 break
             result = self.materialize(draft, num_classes, name)
-        return result
+        return dataclasses.replace(result, drafted_macs=drafted.macs)
 
     def materialize(self, draft: Draft, num_classes: int = 1000, name: str = "sampled") -> Sample:
         """Turn a draft into a spec, repairing blocks whose channels do not fit; counts MAdds on the way."""
         tally = Tally(self.in_channels, self.resolution, self.resolution)
         slots = list(self.stem) + list(self.stages)
         built: list[list[BlockSpec]] = []
+        fitted = Draft([[depth, stride_index, []] for depth, stride_index, _ in draft.slots])
         repaired = 0
-        for slot, (depth, stride_index, blocks) in zip(slots + [None], draft.slots):
+        for slot, (depth, stride_index, blocks), fitted_row in zip(slots + [None], draft.slots, fitted.slots):
             row = []
             for k, (choice, indices) in enumerate(blocks):
                 is_head = slot is None
                 stride = slot.strides[stride_index] if not is_head and k == 0 else 1
-                block, moved = _fit_block(choice, indices, stride, tally.c, num_classes if is_head else None)
+                block, moved, indices = _fit_block(choice, indices, stride, tally.c,
+                                                   num_classes if is_head else None)
                 if block is None:
                     where = "head" if is_head else f"{slot.name}[{k}]"
                     return Sample(None, 0, repaired, f"{where}: no allowed {choice.type} fits "
                                                         f"{tally.c} input channels")
                 repaired += moved
+                fitted_row[2].append((choice, indices))
                 args = block.kwargs
                 if is_head:
                     args["num_classes"] = num_classes
@@ -175,7 +201,7 @@ class SearchSpace:
                         stages=tuple(StageSpec(slot.name, tuple(row))
                                      for slot, row in zip(self.stages, built[n_stem:-1]) if row),
                         head=built[-1][0])
-        return Sample(spec, tally.macs, repaired)
+        return Sample(spec, tally.macs, repaired, params=self.params_of(fitted))
 
     def smallest(self, num_classes: int = 1000) -> Sample:
         """A cheap network of the space: least depths, first value of every list, and per slot the block
@@ -207,24 +233,108 @@ def _show(value) -> str:
     return str(list(value)) if isinstance(value, tuple) else str(value)
 
 
-def _suggest_value(trial, key: str, values: tuple):
-    if len(values) == 1:
-        return values[0]
-    return trial.suggest_int(key, values[0], values[-1]) if _is_range(values) else \
-        trial.suggest_categorical(key, list(values))
-
-
 def _is_range(values: tuple) -> bool:
     return all(isinstance(v, int) for v in values) and list(values) == list(range(values[0], values[-1] + 1))
 
 
-def _suggest_index(trial, key: str, values: tuple) -> int:
-    """Numbers and tuples are ordered, so TPE models their index; strings and booleans are categories."""
-    if len(values) == 1:
-        return 0
-    if all(isinstance(v, (str, bool)) for v in values):
-        return values.index(trial.suggest_categorical(key, list(values)))
-    return trial.suggest_int(key, 0, len(values) - 1)
+def _by_value(values: tuple) -> bool:
+    """Strings and booleans are categories (stored by value); numbers and tuples are ordered (stored by index,
+    so TPE models their order)."""
+    return all(isinstance(v, (str, bool)) for v in values)
+
+
+class _Ask:
+    """Decisions asked from an Optuna trial. A choice with one value is no parameter at all."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+    def depth(self, key: str, values: tuple) -> int:
+        if len(values) == 1:
+            return values[0]
+        return self.trial.suggest_int(key, values[0], values[-1]) if _is_range(values) else \
+            self.trial.suggest_categorical(key, list(values))
+
+    def index(self, key: str, values: tuple) -> int:
+        if len(values) == 1:
+            return 0
+        if _by_value(values):
+            return values.index(self.trial.suggest_categorical(key, list(values)))
+        return self.trial.suggest_int(key, 0, len(values) - 1)
+
+    def choice(self, key: str, choices: tuple[BlockChoice, ...]) -> BlockChoice:
+        if len(choices) == 1:
+            return choices[0]
+        name = self.trial.suggest_categorical(key, [c.type for c in choices])
+        return next(c for c in choices if c.type == name)
+
+
+class _Replay:
+    """Decisions taken from a draft, in walk order, recording the parameters `_Ask` would have stored."""
+
+    def __init__(self, draft: Draft):
+        def decisions():
+            for depth, stride_index, blocks in draft.slots[:-1]:
+                yield depth
+                yield stride_index
+                for choice, indices in blocks:
+                    yield choice
+                    yield from (indices[name] for name, _ in choice.domains)
+            choice, indices = draft.slots[-1][2][0]
+            yield choice
+            yield from (indices[name] for name, _ in choice.domains)
+
+        self.next, self.params = decisions().__next__, {}
+
+    def depth(self, key, values):
+        depth = self.next()
+        if len(values) > 1:
+            self.params[key] = depth
+        return depth
+
+    def index(self, key, values):
+        i = self.next()
+        if len(values) > 1:
+            self.params[key] = values[i] if _by_value(values) else i
+        return i
+
+    def choice(self, key, choices):
+        choice = self.next()
+        if len(choices) > 1:
+            self.params[key] = choice.type
+        return choice
+
+
+class _Read:
+    """Decisions read from a parameter dict, checked against the space."""
+
+    def __init__(self, params: dict):
+        self.params, self.used = params, set()
+
+    def _get(self, key, allowed):
+        if key not in self.params:
+            raise SpecError(key, "missing")
+        value = self.params[key]
+        if value not in allowed or isinstance(value, bool) != any(isinstance(a, bool) for a in allowed):
+            raise SpecError(key, f"{value!r} is not among {', '.join(map(_show, allowed))}")
+        self.used.add(key)
+        return value
+
+    def depth(self, key, values):
+        return values[0] if len(values) == 1 else self._get(key, values)
+
+    def index(self, key, values):
+        if len(values) == 1:
+            return 0
+        if _by_value(values):
+            return values.index(self._get(key, values))
+        return self._get(key, range(len(values)))
+
+    def choice(self, key, choices):
+        if len(choices) == 1:
+            return choices[0]
+        name = self._get(key, [c.type for c in choices])
+        return next(c for c in choices if c.type == name)
 
 
 def _block(choice: BlockChoice, indices: dict[str, int], stride: int) -> BlockSpec:
@@ -241,7 +351,8 @@ def _block(choice: BlockChoice, indices: dict[str, int], stride: int) -> BlockSp
 
 
 def _fit_block(choice: BlockChoice, indices: dict[str, int], stride: int, c_in: int, num_classes: int | None):
-    """The drafted block, or the nearest one (one or two parameters moved) whose channels fit; (block, moved)."""
+    """The drafted block, or the nearest one (one or two parameters moved) whose channels fit:
+    (block, moved, indices); block None if nothing near fits."""
     check = BLOCKS[choice.type].check
 
     def fits(candidate: dict[str, int]) -> BlockSpec | None:
@@ -255,14 +366,14 @@ def _fit_block(choice: BlockChoice, indices: dict[str, int], stride: int, c_in: 
 
     block = fits(indices)
     if block is not None:
-        return block, 0
+        return block, 0, indices
     free = choice.free
     moves = [[(name, i) for i in sorted(range(len(values)), key=lambda i: (abs(i - indices[name]), i))
               if i != indices[name]] for name, values in free]
     for (name, i) in sorted((m for row in moves for m in row), key=lambda m: abs(m[1] - indices[m[0]])):
         block = fits({**indices, name: i})
         if block is not None:
-            return block, 1
+            return block, 1, {**indices, name: i}
     pairs = []
     for a, b in itertools.combinations(range(len(free)), 2):
         for ma, mb in itertools.product(moves[a], moves[b]):
@@ -270,8 +381,8 @@ def _fit_block(choice: BlockChoice, indices: dict[str, int], stride: int, c_in: 
     for _, (na, ia), (nb, ib) in sorted(pairs, key=lambda p: p[0]):
         block = fits({**indices, na: ia, nb: ib})
         if block is not None:
-            return block, 1
-    return None, 0
+            return block, 1, {**indices, na: ia, nb: ib}
+    return None, 0, indices
 
 
 def _shrink(draft: Draft, space: SearchSpace) -> bool:

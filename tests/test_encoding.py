@@ -1,0 +1,76 @@
+"""One encoding: a trained trial's Optuna parameters are exactly its network. Drafts the space had to repair or
+shrink are rejected and their fitted network is queued as a trial of its own."""
+import optuna
+import pytest
+
+from lwnas.cost import count
+from lwnas.errors import SpecError
+from lwnas.search import Search, SearchSettings
+from lwnas.space import get_space
+from lwnas.train import TrainConfig
+
+
+def _draw_many(tmp_path, budget, samples, sampler):
+    """`samples` asks of the search's own sampling step on a real SQLite study; trials that pass it are told a
+    value that depends on the network (as training would), the rest are pruned as the search prunes them."""
+    settings = SearchSettings(space="micro", budget=budget, runs_dir=str(tmp_path / "runs"), study=f"enc{budget}",
+                              sampler=sampler, proxy=TrainConfig(train_subset=32, val_subset=16))
+    search = Search(settings)
+    search.load_data()
+    study = search.open_study()
+    drawn = {}
+    for _ in range(samples):
+        trial = study.ask()
+        try:
+            spec = search.draw(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        drawn[trial.number] = spec
+        study.tell(trial, float(spec.stages[-1].blocks[0].kwargs.get("out", 0)))
+    return search, study, drawn
+
+
+@pytest.mark.parametrize("budget", [6_000_000, 12_000_000, 24_000_000])
+def test_every_accepted_trials_parameters_build_exactly_its_network(tmp_path, budget):
+    search, study, drawn = _draw_many(tmp_path, budget, 300, "random")
+    trials = {t.number: t for t in study.get_trials()}
+    assert len(drawn) >= 20 and search.stats["fitted"] >= 20  # both paths exercised
+    classes = len(search.train_set.classes)
+    for number, spec in drawn.items():
+        trial = trials[number]
+        rebuilt = search.space.spec_from_params(trial.params, classes)
+        assert rebuilt.arch_hash == spec.arch_hash == trial.user_attrs["arch_hash"]
+        assert count(rebuilt).macs == trial.user_attrs["madds"] <= budget  # recounted, not copied
+    for trial in trials.values():  # a fitted draft is infeasible for the sampler and its network is queued
+        if "fitted" in trial.user_attrs.get("rejected", ""):
+            assert trial.state == optuna.trial.TrialState.PRUNED and trial.constraints["over_budget"] > 0
+
+
+def test_the_tpe_search_keeps_the_encoding_too(tmp_path):
+    search, study, drawn = _draw_many(tmp_path, 12_000_000, 60, "tpe")
+    assert len(drawn) >= 10
+    for number, spec in drawn.items():
+        assert search.space.spec_from_params(study.trials[number].params, 10).arch_hash == spec.arch_hash
+
+
+def test_parameters_that_are_not_a_point_of_the_space_are_refused():
+    space = get_space("micro")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    sample = space.sample(study.ask(), 12_000_000, num_classes=10)
+    params = sample.params
+    assert space.spec_from_params(params, 10).arch_hash == sample.spec.arch_hash
+    with pytest.raises(SpecError, match="s3.depth: missing"):
+        space.spec_from_params({k: v for k, v in params.items() if k != "s3.depth"}, 10)
+    with pytest.raises(SpecError, match="not among"):
+        space.spec_from_params({**params, "s1.depth": 7}, 10)
+    with pytest.raises(SpecError, match="not a parameter"):
+        space.spec_from_params({**params, "s9.depth": 1}, 10)
+    while True:  # a draft whose channel settings had to be repaired is no point of the space
+        trial = study.ask()
+        sample = space.sample(trial, None, num_classes=10)
+        if sample.repaired:
+            break
+    assert space.spec_from_params(sample.params, 10).arch_hash == sample.spec.arch_hash
+    with pytest.raises(SpecError, match="do not fit"):
+        space.spec_from_params(trial.params, 10)
