@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from pathlib import Path
 
 from .budget import human
@@ -63,11 +64,14 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     plot = write_plot(out / "front.html", study, complete, chosen, baselines) if complete else None
     pages = write_optuna_plots(out / "optuna", study) if complete else []
     families = family_summary(complete)
+    budget = study.user_attrs.get("settings", {}).get("budget")
+    use = budget_use(complete, budget) if budget and complete else None
+    stored = len(study.get_trials(deepcopy=False))
     if as_json:
         print(json.dumps({"study": name, "directions": [d.name.lower() for d in study.directions],
                           "best": rows, "baselines": baselines, "spec_files": [str(p) for p in written],
                           "plot": str(plot) if plot else None, "optuna_plots": [str(p) for p in pages],
-                          "block_types": families}, indent=2))
+                          "block_types": families, "budget_use": use, "trials_stored": stored}, indent=2))
         return
     if not rows:
         print(f"study {name}: no completed trials yet")
@@ -85,11 +89,30 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
         print("baselines (named configs, same proxy training):")
         print_table([readable(b) for b in baselines], ["baseline", "arch_hash", "madds", "params", "top1",
                                                          "latency_ms"])
+    if use:
+        print(f"MAdds / budget (quartiles): the {len(complete)} trained {_quartiles(use['all'])}; the best "
+              f"{len(use['best'])} {_quartiles(use['best'])}")
+    print(f"{stored} trials stored for {len(complete)} trained (the rest: rejected or fitted drafts, duplicates, "
+          f"pruned or failed)")
     print("block types of the trained architectures (how many used each, best top-1 among them):")
     print_table([{**f, "best_top1": f"{f['best_top1']:.1f}"} for f in families], ["block", "trials", "best_top1"])
     print(f"specs written to {out / 'front'}/ (train one with `lwnas train --arch FILE.yaml`); plot: {plot}")
     print(f"Optuna's plots: {', '.join(map(str, pages))}" if pages else
           "Optuna's plots (history, importances, Pareto front) need plotly: pip install plotly")
+
+
+def budget_use(trials, budget: int) -> dict:
+    """MAdds/budget of every trained trial and of the best quarter by top-1: whether the search piles onto
+    the budget edge, and whether the best networks are the ones that do."""
+    ranked = sorted(trials, key=lambda t: -t.user_attrs["top1"])
+    fractions = [round(t.user_attrs["madds"] / budget, 3) for t in ranked]
+    return {"all": sorted(fractions), "best": sorted(fractions[:max(1, len(fractions) // 4)])}
+
+
+def _quartiles(values: list[float]) -> str:
+    import numpy as np
+
+    return "/".join(f"{q:.2f}" for q in np.percentile(values, [25, 50, 75]))
 
 
 def family_summary(trials) -> list[dict]:
@@ -123,7 +146,9 @@ def write_optuna_plots(folder: Path, study) -> list[Path]:
     pages = []
     for name, figure in figures.items():
         try:
-            page = figure()
+            with warnings.catch_warnings():  # "importance may be inaccurate" per parameter: the page says enough
+                warnings.simplefilter("ignore", UserWarning)
+                page = figure()
         except (ValueError, RuntimeError):
             continue
         page.write_html(str(folder / f"{name}.html"), include_plotlyjs="directory")  # one plotly.min.js beside

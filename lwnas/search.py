@@ -24,6 +24,8 @@ from .storage import check_study_name, fail_stale, open_storage, redact, storage
 from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 
 SAMPLERS = ("tpe", "nsga2", "random")
+# 2: a trained trial's params are exactly its network (fitted drafts are queued as trials of their own)
+ENCODING = 2
 
 
 @dataclass
@@ -194,7 +196,8 @@ class Search:
         return {"space": s.space, "space_file_sha256": hashlib.sha256(space_path(s.space).read_bytes()).hexdigest(),
                 "budget": s.budget, "data": s.data, "objective": s.objective, "proxy": s.proxy.to_dict(),
                 "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": sampler_name(s),
-                "latency_engine": "eager"}
+                "latency_engine": "eager",
+                "encoding": ENCODING}
 
     def run(self, progress: Progress | None = None):
         import optuna

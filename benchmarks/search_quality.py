@@ -1,0 +1,162 @@
+"""Does the search learn? TPE against random search, and the two-objective samplers against random, on real
+images (Fashion-MNIST) at 12M MAdds in `micro`, each over several seeds with the same number of trained trials.
+
+Every (objective, sampler, seed) is one study in its own SQLite file under runs/search_quality/; when a study
+reaches its trials, its trained trials (in the order they were trained) are appended to the results file. A
+stopped run resumes: finished studies are skipped and an unfinished one continues where it stopped.
+
+    python benchmarks/search_quality.py [--shard K/N] [--seeds 3] [--trials 20]   # run (two shards: two cores)
+    python benchmarks/search_quality.py --report                                  # the README table
+
+Reported: mean +- sd over seeds of the best proxy top-1 after 5, 10 and 20 trained trials (one objective) or
+the hypervolume of (top-1, latency) after them (two objectives), the MicroNet-M2 baseline under the same proxy,
+MAdds/budget of the trained and the best networks, trials stored per trained one, and the wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rank_reference import locked, write  # noqa: E402  (one results-file protocol for the benchmarks)
+
+import lwnas  # noqa: E402
+from lwnas.search import Search, SearchSettings  # noqa: E402
+from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
+OUTPUT = ROOT / "benchmarks" / "results" / "search_quality_fashion.json"
+RUNS = ROOT / "runs" / "search_quality"
+BUDGET = 12_000_000
+PROXY = TrainConfig(epochs=3, train_subset=2000, val_subset=2000)
+SAMPLERS = {"accuracy": ("tpe", "random"), "accuracy-latency": ("nsga2", "tpe", "random")}
+CHECKPOINTS = (5, 10, 20)
+
+
+def jobs(seeds: int) -> list[tuple[str, str, int]]:
+    """Ordered so that a partial file already compares samplers: one objective first, seed by seed."""
+    return [(objective, sampler, seed) for objective in SAMPLERS for seed in range(seeds)
+            for sampler in SAMPLERS[objective]]
+
+
+def run_study(objective: str, sampler: str, seed: int, trials: int, data: str) -> dict:
+    settings = SearchSettings(space="micro", budget=BUDGET, trials=trials, until_total=trials, data=data,
+                              objective=objective, sampler=sampler, seed=seed, runs_dir=str(RUNS),
+                              study=f"{objective}-{sampler}-{seed}", storage=f"sqlite:///{RUNS}/{objective}-{sampler}-{seed}.db",
+                              latency_runs=10, proxy=PROXY)
+    search = Search(settings)
+    start = time.perf_counter()
+    study = search.run()
+    trained = sorted(Search.trained_trials(study), key=lambda t: t.number)
+    return {"objective": objective, "sampler": sampler, "seed": seed, "wall_seconds": round(time.perf_counter() - start),
+            "trials_stored": len(study.get_trials(deepcopy=False)),
+            "trained": [{k: t.user_attrs[k] for k in ("arch_hash", "top1", "latency_ms", "madds", "train_seconds")}
+                        for t in trained]}
+
+
+def run_baseline(data: str) -> dict:
+    """MicroNet-M2 (12.74M MAdds, the paper's 12M point) trained with the same proxy and data."""
+    train_set, val_set = load_data(data, PROXY)
+    spec = lwnas.get_config("micronet_m2").replace(num_classes=len(train_set.classes))
+    seed_everything(PROXY.seed)
+    history = train(lwnas.build(spec), train_set, val_set, PROXY)
+    return {"name": "micronet_m2", "madds": lwnas.count(spec).macs, "top1": history[-1].top1}
+
+
+def hypervolume(points: list[tuple[float, float]], latency_ref: float) -> float:
+    """Area dominated by (top-1 up, latency down) points, bounded by top-1 0 and latency `latency_ref`."""
+    area, best_top1 = 0.0, 0.0
+    for latency, top1 in sorted((lat, top) for top, lat in points if lat < latency_ref):
+        if top1 > best_top1:
+            area += (top1 - best_top1) * (latency_ref - latency)
+            best_top1 = top1
+    return area
+
+
+def report(document: dict):
+    import numpy as np
+
+    studies = document.get("studies", [])
+    for objective, samplers in SAMPLERS.items():
+        done = [s for s in studies if s["objective"] == objective]
+        if not done:
+            continue
+        latency_ref = 1.1 * max(t["latency_ms"] for s in done for t in s["trained"])
+        measure = "best proxy top-1 (%)" if objective == "accuracy" else \
+            f"hypervolume of (top-1 %, latency ms) against (0, {latency_ref:.1f} ms)"
+        print(f"\n{objective}: {measure}, mean +- sd over seeds")
+        print("| sampler | seeds | " + " | ".join(f"after {k}" for k in CHECKPOINTS) +
+              " | MAdds/budget median: all / best 5 | trials stored per trained | wall time per study |")
+        print("|---" * (5 + len(CHECKPOINTS)) + "|")
+        for sampler in samplers:
+            runs = [s for s in done if s["sampler"] == sampler]
+            if not runs:
+                continue
+            cells = []
+            for k in CHECKPOINTS:
+                if objective == "accuracy":
+                    values = [max(t["top1"] for t in s["trained"][:k]) for s in runs if len(s["trained"]) >= k]
+                else:
+                    values = [hypervolume([(t["top1"], t["latency_ms"]) for t in s["trained"][:k]], latency_ref)
+                              for s in runs if len(s["trained"]) >= k]
+                cells.append(f"{np.mean(values):.2f} +- {np.std(values):.2f}" if values else "-")
+            use_all = np.median([t["madds"] / BUDGET for s in runs for t in s["trained"]])
+            use_best = np.median([t["madds"] / BUDGET for s in runs
+                                  for t in sorted(s["trained"], key=lambda t: -t["top1"])[:5]])
+            stored = np.mean([s["trials_stored"] / len(s["trained"]) for s in runs])
+            wall = np.mean([s["wall_seconds"] for s in runs]) / 60
+            print(f"| {sampler} | {len(runs)} | " + " | ".join(cells) +
+                  f" | {use_all:.2f} / {use_best:.2f} | {stored:.1f} | {wall:.0f} min |")
+    if "baseline" in document:
+        b = document["baseline"]
+        print(f"\nbaseline {b['name']} ({b['madds'] / 1e6:.2f}M MAdds), same proxy: top-1 {b['top1']:.2f}%")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--output", default=str(OUTPUT))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=20, help="trained trials per study")
+    parser.add_argument("--shard", default="0/1", help="K/N: run only the jobs i with i %% N == K")
+    parser.add_argument("--report", action="store_true", help="print the table from the results file and stop")
+    args = parser.parse_args()
+    output = Path(args.output)
+    if args.report:
+        with locked(output) as document:
+            report(document or {})
+        return
+    shard, shards = map(int, args.shard.split("/"))
+    settings = {"data": Path(args.data).name, "budget": BUDGET, "space": "micro", "proxy": PROXY.to_dict(),
+                "trials": args.trials}
+    RUNS.mkdir(parents=True, exist_ok=True)
+    todo = ["baseline"] + jobs(args.seeds)
+    for i, job in enumerate(todo):
+        if i % shards != shard:
+            continue
+        with locked(output) as document:
+            if document is not None and document["settings"] != settings:
+                raise SystemExit(f"{output} was made with other settings; use another --output")
+            document = document or {"settings": settings, "studies": []}
+            if job == "baseline" and "baseline" in document or job != "baseline" and any(
+                    (s["objective"], s["sampler"], s["seed"]) == job for s in document["studies"]):
+                continue
+        print(f"job {i}: {job}", flush=True)
+        result = run_baseline(args.data) if job == "baseline" else run_study(*job, args.trials, args.data)
+        with locked(output) as document:  # re-read: another shard may have written meanwhile
+            document = document or {"settings": settings, "studies": []}
+            if job == "baseline":
+                document["baseline"] = result
+            else:
+                document["studies"].append(result)
+            write(output, document)
+
+
+if __name__ == "__main__":
+    main()
