@@ -26,6 +26,7 @@ from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 SAMPLERS = ("tpe", "nsga2", "random")
 # 2: a trained trial's params are exactly its network (fitted drafts are queued as trials of their own)
 ENCODING = 2
+PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2  # epoch 1 is too noisy to prune on
 
 
 @dataclass
@@ -107,10 +108,25 @@ def _place_in_line(trial) -> int:
     return trial.system_attrs.get("failed_trial", trial.number)
 
 
-def prune_now(trial, epoch: int, epochs: int) -> bool:
+def prune_now(trial, epoch: int, epochs: int, top1: float | None = None, multi: bool = False) -> bool:
     """The pruner's verdict after `epoch`, except after the last: the network is trained by then, and pruning
-    would discard a finished result."""
-    return epoch < epochs and trial.should_prune()
+    would discard a finished result. Two-objective studies prune on top-1 alone (Optuna's pruners take one
+    objective), by the same median rule."""
+    if epoch >= epochs:
+        return False
+    return below_median(trial.study, epoch, top1) if multi else trial.should_prune()
+
+
+def below_median(study, epoch: int, top1: float) -> bool:
+    """Optuna's MedianPruner rule (3 startup trials, 2 warm-up epochs) on the top-1 histories of the trained
+    trials: below their median at this epoch."""
+    import statistics
+
+    if epoch < PRUNE_WARMUP_EPOCHS:
+        return False
+    seen = [h["top1"] for t in Search.trained_trials(study) for h in t.user_attrs.get("history", [])
+            if h["epoch"] == epoch]
+    return len(seen) >= PRUNE_STARTUP_TRIALS and top1 < statistics.median(seen)
 
 
 class Duplicate(LwnasError):
@@ -166,8 +182,8 @@ class Search:
         settings = self.settings
         storage = open_storage(self.url, settings.heartbeat_grace)
         directions = ["maximize", "minimize"] if settings.multi else ["maximize"]
-        pruner = optuna.pruners.NopPruner() if settings.multi else \
-            optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)  # epoch 1 is too noisy
+        pruner = optuna.pruners.NopPruner() if settings.multi else optuna.pruners.MedianPruner(
+            n_startup_trials=PRUNE_STARTUP_TRIALS, n_warmup_steps=PRUNE_WARMUP_EPOCHS)
         try:
             study = optuna.create_study(study_name=self.name, storage=storage, directions=directions,
                                         sampler=make_sampler(settings), pruner=pruner, load_if_exists=True)
@@ -356,12 +372,12 @@ class Search:
             trial.set_user_attr("history", epochs_seen)
             if not settings.multi:
                 trial.report(result.top1, result.epoch)
-                if prune_now(trial, result.epoch, epochs):
-                    self.stats["pruned"] += 1
-                    reason = f"top-1 {result.top1:.1f}% at epoch {result.epoch} is below the median of earlier trials"
-                    trial.set_user_attr("pruned", reason)
-                    progress.finish(f"pruned: {reason}", trained=False)
-                    raise optuna.TrialPruned()
+            if prune_now(trial, result.epoch, epochs, result.top1, settings.multi):
+                self.stats["pruned"] += 1
+                reason = f"top-1 {result.top1:.1f}% at epoch {result.epoch} is below the median of earlier trials"
+                trial.set_user_attr("pruned", reason)
+                progress.finish(f"pruned: {reason}", trained=False)
+                raise optuna.TrialPruned()
 
         start = time.time()
         try:

@@ -399,3 +399,17 @@ def test_a_dead_workers_retried_trial_keeps_its_place_in_line(tmp_path):
     other.set_user_attr("training", True)  # a trial that started after the retry was queued
     search._reserve_slot(retry, "c")  # returns: nothing ahead of the retry
     assert retry.user_attrs["training"]
+
+
+def test_two_objective_studies_prune_on_top1_by_the_median_rule():
+    from lwnas.search import prune_now
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for _ in range(3):
+        history = [{"epoch": e, "top1": 80.0 + e} for e in (1, 2, 3)]
+        study.add_trial(optuna.create_trial(values=[83.0, 5.0], user_attrs={"history": history}))
+    weak = study.ask()
+    assert not prune_now(weak, epoch=1, epochs=3, top1=10.0, multi=True)  # epoch 1: too noisy to judge
+    assert prune_now(weak, epoch=2, epochs=3, top1=10.0, multi=True)
+    assert not prune_now(weak, epoch=2, epochs=3, top1=82.5, multi=True)  # above the median (82)
+    assert not prune_now(weak, epoch=3, epochs=3, top1=10.0, multi=True)  # the last epoch: trained by then
