@@ -35,26 +35,31 @@ OUTPUT = ROOT / "benchmarks" / "results" / "search_quality_fashion.json"
 RUNS = ROOT / "runs" / "search_quality"
 BUDGET = 12_000_000
 PROXY = TrainConfig(epochs=3, train_subset=2000, val_subset=2000)
-SAMPLERS = {"accuracy": ("tpe", "random"), "accuracy-latency": ("nsga2", "tpe", "random")}
+SAMPLERS = {"accuracy": ("tpe", "random", "tpe+prescreen8"), "accuracy-latency": ("nsga2", "tpe", "random")}
+PRESCREEN = "+prescreen"  # tpe+prescreen8: TPE training the best of every 8 candidates by parameter count
 CHECKPOINTS = (5, 10, 20)
 
 
 def jobs(seeds: int) -> list[tuple[str, str, int]]:
-    """Ordered so that a partial file already compares samplers: one objective first, seed by seed."""
-    return [(objective, sampler, seed) for objective in SAMPLERS for seed in range(seeds)
-            for sampler in SAMPLERS[objective]]
+    """Ordered so that a partial file already compares samplers: one objective first, seed by seed; the
+    prescreening runs (added later) last."""
+    every = [(objective, sampler, seed) for objective in SAMPLERS for seed in range(seeds)
+             for sampler in SAMPLERS[objective]]
+    return [job for job in every if PRESCREEN not in job[1]] + [job for job in every if PRESCREEN in job[1]]
 
 
-def run_study(objective: str, sampler: str, seed: int, trials: int, data: str) -> dict:
+def run_study(objective: str, name: str, seed: int, trials: int, data: str) -> dict:
+    sampler, _, prescreen = name.partition(PRESCREEN)
     settings = SearchSettings(space="micro", budget=BUDGET, trials=trials, until_total=trials, data=data,
                               objective=objective, sampler=sampler, seed=seed, runs_dir=str(RUNS),
-                              study=f"{objective}-{sampler}-{seed}", storage=f"sqlite:///{RUNS}/{objective}-{sampler}-{seed}.db",
-                              latency_runs=10, proxy=PROXY)
+                              prescreen=int(prescreen or 1), study=f"{objective}-{name}-{seed}",
+                              storage=f"sqlite:///{RUNS}/{objective}-{name}-{seed}.db", latency_runs=10, proxy=PROXY)
     search = Search(settings)
     start = time.perf_counter()
     study = search.run()
     trained = sorted(Search.trained_trials(study), key=lambda t: t.number)
-    return {"objective": objective, "sampler": sampler, "seed": seed, "wall_seconds": round(time.perf_counter() - start),
+    return {"objective": objective, "sampler": name, "seed": seed,
+            "wall_seconds": round(time.perf_counter() - start),
             "trials_stored": len(study.get_trials(deepcopy=False)),
             "trained": [{k: t.user_attrs[k] for k in ("arch_hash", "top1", "latency_ms", "madds", "train_seconds")}
                         for t in trained]}

@@ -9,6 +9,7 @@ from . import __version__
 from .budget import human
 from .errors import LwnasError
 from .table import print_table
+from .zero_cost import SCORES
 
 
 def cmd_configs(args):
@@ -99,7 +100,8 @@ def cmd_search(args):
                               runs_dir=args.runs_dir, shrink=not args.no_shrink, latency_runs=args.latency_runs,
                               skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args),
                               heartbeat_grace=args.heartbeat_grace, until_total=args.until_total,
-                              baselines=tuple(args.baseline), worker=args.worker_index)
+                              baselines=tuple(args.baseline), worker=args.worker_index,
+                              prescreen=args.prescreen, prescreen_score=args.prescreen_score)
     search = Search(settings)
     if args.workers > 1:
         run_workers(search, args.argv, args.workers, args.until_total)
@@ -298,6 +300,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", default=[], metavar="CONFIG",
                    help="also train this named config (e.g. micronet_m2) with the same proxy, once per study, as the "
                         "reference the search should beat; repeatable")
+    p.add_argument("--prescreen", type=_positive_int, default=1, metavar="N",
+                   help="draw N feasible candidates per trained trial and train the best by --prescreen-score "
+                        "(default 1: off)")
+    p.add_argument("--prescreen-score", choices=("params", "madds", *SCORES), default="params",
+                   help="zero-cost score that ranks the candidates (default params; see `lwnas score`)")
     p.add_argument("--proxy-config", help="YAML file with a 'proxy:' section of training settings")
     p.add_argument("--epochs", type=_positive_int, help="proxy epochs (default 3)")
     p.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 64)")

@@ -26,6 +26,7 @@ from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 SAMPLERS = ("tpe", "nsga2", "random")
 # 2: a trained trial's params are exactly its network (fitted drafts are queued as trials of their own)
 ENCODING = 2
+PRESCREEN_BATCH = 64  # training images a zero-cost score sees
 PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2  # epoch 1 is too noisy to prune on
 
 
@@ -50,6 +51,8 @@ class SearchSettings:
     until_total: int | None = None  # stop when the study holds this many trained trials (set for --workers)
     baselines: tuple[str, ...] = ()  # named configs trained with the same proxy, as the reference to beat
     worker: int = 0  # index among the --workers K processes: each samples with its own seed
+    prescreen: int = 1  # train only the best of every N feasible candidates by a zero-cost score (1: off)
+    prescreen_score: str = "params"
     proxy: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -150,9 +153,10 @@ class Search:
         self.baselines = {name: get_config(name) for name in dict.fromkeys(settings.baselines)}
         self.url = storage_url(settings.storage, settings.runs_dir)
         self.run_dir = Path(settings.runs_dir) / self.name
-        self.stats = {"rejected": 0, "fitted": 0, "duplicates": 0, "failed": 0, "pruned": 0, "trained": 0}
+        self.stats = dict.fromkeys(("rejected", "fitted", "prescreened", "duplicates", "failed", "pruned", "trained"), 0)
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
+        self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
 
     def load_data(self):
         """The proxy's train/val sets. MAdds count with their class count from here on: the budget must admit
@@ -260,7 +264,8 @@ class Search:
         s = self.stats
         self.progress.note(f"done: {s['trained']} trained, {s['fitted']} drafts fitted to the space and queued, "
                            f"{s['duplicates']} repeated architectures skipped, {s['rejected']} samples rejected "
-                           f"over budget, {s['pruned']} pruned, {s['failed']} failed")
+                           f"over budget, {s['prescreened']} candidates prescreened, {s['pruned']} pruned, "
+                           f"{s['failed']} failed")
         self.compare_with_baselines(study)
         return study
 
@@ -343,6 +348,7 @@ class Search:
         settings = self.settings
         self._attempts += 1
         spec = self.draw(trial)
+        self._prescreen(trial, spec)
         same = self._owner(trial, spec.arch_hash)
         if same is not None:
             self.stats["duplicates"] += 1
@@ -423,6 +429,48 @@ class Search:
         trial.set_user_attr("madds", count(spec).macs)
         trial.set_constraint("over_budget", float(sample.macs - settings.budget))  # <= 0: feasible
         return spec
+
+    def _prescreen(self, trial, spec):
+        """--prescreen N: of every N feasible candidates this worker draws, only the one with the best zero-cost
+        score is trained. The others are pruned with their score recorded. The best is trained by this trial if
+        it was drawn last, else its parameters are queued and the next trial trains it."""
+        import optuna
+
+        n = self.settings.prescreen
+        if n <= 1 or "prescreen_of" in trial.user_attrs:
+            return
+        score = self.zero_cost(spec)
+        trial.set_user_attr("prescreen_score", score)
+        self._candidates.append((score, trial.number, dict(trial.params)))
+        self.stats["prescreened"] += 1
+        if len(self._candidates) < n:
+            trial.set_user_attr("prescreened", f"candidate {len(self._candidates)} of {n}, "
+                                               f"{self.settings.prescreen_score} {score:.4g}")
+            raise optuna.TrialPruned()
+        best_score, best, params = max(self._candidates)
+        self._candidates = []
+        if best == trial.number:
+            return
+        trial.set_user_attr("prescreened", f"{self.settings.prescreen_score} {score:.4g} is below trial {best}'s "
+                                           f"{best_score:.4g}, which is queued")
+        trial.study.enqueue_trial(params, user_attrs={"prescreen_of": best})
+        raise optuna.TrialPruned()
+
+    def zero_cost(self, spec) -> float:
+        """The prescreening score of a network, on a fixed batch of this search's training images."""
+        import numpy as np
+
+        from .data import Augmented
+        from .zero_cost import scores
+
+        name, proxy = self.settings.prescreen_score, self.settings.proxy
+        if name in ("params", "madds"):
+            return scores(spec, None, None, names=[])[name]
+        if self._batch is None:
+            images = self.train_set.subset(PRESCREEN_BATCH, proxy.seed)
+            view = Augmented(images, proxy.resolution, train=False)
+            self._batch = np.stack([view[i][0] for i in range(len(view))]), images.labels
+        return scores(spec, *self._batch, names=[name], seed=proxy.seed)[name]
 
     def _queue_fitted(self, trial, sample):
         """The draft was repaired or shrunk, so its parameters are not the network that would be trained: it

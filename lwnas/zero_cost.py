@@ -155,7 +155,7 @@ def _batch_scale(inputs) -> float:
 
 def scores(spec, images, labels, names: list[str] | None = None, seed: int = 0,
            seconds: dict | None = None) -> dict[str, float]:
-    """The zero-cost scores of `spec` on one batch, plus `params` and `madds` (the baselines), by name;
+    """The zero-cost scores of `spec` on one batch (all, or `names`), plus `params` and `madds` (the baselines);
     `seconds`, if given, receives each score's time (its network's construction included)."""
     import time
 
@@ -165,10 +165,12 @@ def scores(spec, images, labels, names: list[str] | None = None, seed: int = 0,
     from .cost import count
     from .train import seed_everything
 
-    images, labels = paddle.to_tensor(images), paddle.to_tensor(labels)
     cost = count(spec)
     result = {"params": float(cost.params), "madds": float(cost.macs)}
-    for name in names or SCORES:
+    names = list(SCORES) if names is None else names
+    if names:
+        images, labels = paddle.to_tensor(images), paddle.to_tensor(labels)
+    for name in names:
         start = time.perf_counter()
         seed_everything(seed)
         result[name] = SCORES[name](build(spec), images, labels)

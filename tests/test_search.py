@@ -413,3 +413,20 @@ def test_two_objective_studies_prune_on_top1_by_the_median_rule():
     assert prune_now(weak, epoch=2, epochs=3, top1=10.0, multi=True)
     assert not prune_now(weak, epoch=2, epochs=3, top1=82.5, multi=True)  # above the median (82)
     assert not prune_now(weak, epoch=3, epochs=3, top1=10.0, multi=True)  # the last epoch: trained by then
+
+
+def test_prescreening_trains_the_best_scored_of_every_n_candidates(tmp_path):
+    settings = SearchSettings(budget=12_000_000, trials=2, study="pre", runs_dir=str(tmp_path / "runs"),
+                              latency_runs=2, prescreen=3, prescreen_score="params",
+                              proxy=TrainConfig(epochs=1, batch_size=32, train_subset=64, val_subset=32))
+    study = Search(settings).run()
+    candidates = [t for t in study.get_trials() if "prescreen_score" in t.user_attrs]
+    trained = Search.trained_trials(study)
+    assert len(candidates) == 6 and len(trained) == 2
+    for group in (candidates[:3], candidates[3:]):
+        best = max(group, key=lambda t: t.user_attrs["prescreen_score"])
+        assert any(t.params == best.params for t in trained)  # trained by its own trial or the queued one
+        assert all(t.state == optuna.trial.TrialState.PRUNED and "prescreened" in t.user_attrs
+                   for t in group if t.params != best.params)
+        assert best.user_attrs["prescreen_score"] == max(t.user_attrs["params"] for t in trained
+                                                         if t.params == best.params)
