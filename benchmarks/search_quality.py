@@ -15,6 +15,7 @@ MAdds/budget of the trained and the best networks, trials stored per trained one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import warnings
@@ -60,9 +61,21 @@ def run_study(objective: str, name: str, seed: int, trials: int, data: str) -> d
     trained = sorted(Search.trained_trials(study), key=lambda t: t.number)
     return {"objective": objective, "sampler": name, "seed": seed,
             "wall_seconds": round(time.perf_counter() - start),
-            "trials_stored": len(study.get_trials(deepcopy=False)),
+            "trials_stored": len(study.get_trials(deepcopy=False)), "rows_stored": rows_stored(objective, name, seed),
             "trained": [{k: t.user_attrs[k] for k in ("arch_hash", "top1", "latency_ms", "madds", "train_seconds")}
                         for t in trained]}
+
+
+def rows_stored(objective: str, name: str, seed: int) -> int | None:
+    """Rows in every table of a study's SQLite file (each study has its own): what the study costs in storage."""
+    import sqlite3
+
+    path = RUNS / f"{objective}-{name}-{seed}.db"
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return sum(db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0] for table in tables)
 
 
 def run_baseline(data: str) -> dict:
@@ -97,7 +110,7 @@ def report(document: dict):
             f"hypervolume of (top-1 %, latency ms) against (0, {latency_ref:.1f} ms)"
         print(f"\n{objective}: {measure}, mean +- sd over seeds")
         print("| sampler | seeds | " + " | ".join(f"after {k}" for k in CHECKPOINTS) +
-              " | MAdds/budget median: all / best 5 | trials stored per trained | wall time per study |")
+              " | MAdds/budget median: all / best 5 | trials (rows) stored per trained | wall time per study |")
         print("|---" * (5 + len(CHECKPOINTS)) + "|")
         for sampler in samplers:
             runs = [s for s in done if s["sampler"] == sampler]
@@ -115,9 +128,12 @@ def report(document: dict):
             use_best = np.median([t["madds"] / BUDGET for s in runs
                                   for t in sorted(s["trained"], key=lambda t: -t["top1"])[:5]])
             stored = np.mean([s["trials_stored"] / len(s["trained"]) for s in runs])
+            rows = [r / len(s["trained"]) for s in runs
+                    for r in [s.get("rows_stored") or rows_stored(objective, sampler, s["seed"])] if r]
+            rows = f"{np.mean(rows):.0f}" if rows else "-"
             wall = np.mean([s["wall_seconds"] for s in runs]) / 60
             print(f"| {sampler} | {len(runs)} | " + " | ".join(cells) +
-                  f" | {use_all:.2f} / {use_best:.2f} | {stored:.1f} | {wall:.0f} min |")
+                  f" | {use_all:.2f} / {use_best:.2f} | {stored:.1f} ({rows}) | {wall:.0f} min |")
     if "baseline" in document:
         b = document["baseline"]
         print(f"\nbaseline {b['name']} ({b['madds'] / 1e6:.2f}M MAdds), same proxy: top-1 {b['top1']:.2f}%")

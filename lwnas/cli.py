@@ -101,7 +101,8 @@ def cmd_search(args):
                               skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args),
                               heartbeat_grace=args.heartbeat_grace, until_total=args.until_total,
                               baselines=tuple(args.baseline), worker=args.worker_index,
-                              prescreen=args.prescreen, prescreen_score=args.prescreen_score)
+                              prescreen=args.prescreen, prescreen_score=args.prescreen_score,
+                              latency_engine=args.latency_engine)
     search = Search(settings)
     if args.workers > 1:
         run_workers(search, args.argv, args.workers, args.until_total)
@@ -315,6 +316,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0: in the main process)")
     _add_amp_options(p)
     p.add_argument("--latency-runs", type=_positive_int, default=30, help="timed runs per latency measurement")
+    p.add_argument("--latency-engine", choices=("eager", "inference"), default="eager",
+                   help="time each trial's network as a dynamic graph (default) or in a Paddle Inference predictor, "
+                        "as deployed")
     p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) unreadable images")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="worker processes on this machine sharing the study (one GPU each with --device gpu)")

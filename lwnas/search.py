@@ -46,6 +46,7 @@ class SearchSettings:
     shrink: bool = True  # shrink over-budget samples toward the budget before rejecting them
     latency_batch: int = 1
     latency_runs: int = 30
+    latency_engine: str = "eager"  # eager (the dynamic graph) or inference (a Paddle Inference predictor)
     skip_bad_images: bool = False
     heartbeat_grace: int = 60  # seconds without a heartbeat before a worker's trial counts as dead
     until_total: int | None = None  # stop when the study holds this many trained trials (set for --workers)
@@ -216,7 +217,7 @@ class Search:
         return {"space": s.space, "space_file_sha256": hashlib.sha256(space_path(s.space).read_bytes()).hexdigest(),
                 "budget": s.budget, "data": s.data, "objective": s.objective, "proxy": s.proxy.to_dict(),
                 "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": sampler_name(s),
-                "latency_engine": "eager",
+                "latency_engine": s.latency_engine,
                 "encoding": ENCODING}
 
     def run(self, progress: Progress | None = None):
@@ -303,7 +304,8 @@ class Search:
         except TrainingDiverged as err:
             progress.finish(f"failed: {err} (not recorded; it is retried on the next run)", trained=False)
             return None
-        latency = measure(deployable(model), res, settings.latency_batch, runs=settings.latency_runs)
+        latency = measure(deployable(model), res, settings.latency_batch, runs=settings.latency_runs,
+                          engine=settings.latency_engine)
         result = {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
                   "top1": history[-1].top1, "latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms,
                   "history": [h.__dict__ for h in history]}
@@ -394,7 +396,8 @@ class Search:
             progress.finish(f"failed: {err}", trained=False)
             raise
         trial.set_user_attr("train_seconds", round(time.time() - start, 2))
-        latency = measure(deployable(model), spec.resolution, settings.latency_batch, runs=settings.latency_runs)
+        latency = measure(deployable(model), spec.resolution, settings.latency_batch, runs=settings.latency_runs,
+                          engine=settings.latency_engine)
         top1 = history[-1].top1
         trial.set_user_attr("top1", top1)
         trial.set_user_attr("latency_ms", latency.median_ms)
