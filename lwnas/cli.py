@@ -401,7 +401,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     p.add_argument("--output", required=True, help="folder for the exported model")
     p.add_argument("--format", choices=("paddle", "onnx"), default="paddle")
-    p.add_argument("--resolution", type=_positive_int, help="input resolution (default the spec's)")
+    p.add_argument("--resolution", type=_positive_int,
+                   help="input resolution (default: the one it was trained and evaluated at)")
     p.set_defaults(func=cmd_export)
     for command in sub.choices.values():
         command.add_argument("--verbose", action="store_true",
