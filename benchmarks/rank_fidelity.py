@@ -28,6 +28,7 @@ from lwnas.zero_cost import scores  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "benchmarks" / "results" / "rank_reference_fashion.json"
 DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
+VARIANTS = ROOT / "benchmarks" / "results" / "proxy_variants_fashion.json"
 EARLY_EPOCHS = (1, 2, 3, 5)
 
 
@@ -40,6 +41,39 @@ def fidelity(proxy: list[float], truth: list[float], top: int) -> dict:
     return {"kendall_tau": float(tau), "spearman_rho": float(rho), f"top{top}_overlap": len(best_by_proxy & best) / top}
 
 
+def extrapolated(history: list[dict], epoch: int) -> float:
+    """top-1 at `epoch` from the first epochs' curve, fitted as a + b / e (least squares): the usual shape of
+    an early learning curve, with no more parameters than three points support."""
+    epochs = np.array([h["epoch"] for h in history], dtype=float)
+    a, b = np.linalg.lstsq(np.stack([np.ones_like(epochs), 1 / epochs], 1), [h["top1"] for h in history],
+                           rcond=None)[0]
+    return float(a + b / epoch)
+
+
+def variant_rows(path: Path, archs: list[dict], top: int, full: float) -> list[dict]:
+    """One row per training proxy of proxy_variants.py (over the architectures it has trained so far), plus
+    learning-curve extrapolation of `today` to the reference's epoch count."""
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text())["results"]
+    truth = {a["arch_hash"]: a["top1"] for a in archs}
+    epochs = len(archs[0]["history"])
+    rows = []
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        mine = [r for r in results if r["variant"] == variant and r["arch_hash"] in truth]
+        proxies = {variant: [r["top1"] for r in mine]}
+        if variant == "today":
+            proxies["today, extrapolated"] = [extrapolated(r["history"], epochs) for r in mine]
+        if len(mine) < 4:
+            continue
+        for name, proxy in proxies.items():
+            rows.append({"proxy": f"train: {name}", "architectures": len(mine),
+                         **fidelity(proxy, [truth[r["arch_hash"]] for r in mine], min(top, len(mine) // 2)),
+                         "seconds_per_arch": float(np.mean([r["wall_seconds"] for r in mine])),
+                         "reference_seconds_per_arch": full})
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--reference", default=str(REFERENCE))
@@ -48,6 +82,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--top", type=int, default=5, help="k of the top-k overlap")
     parser.add_argument("--json", help="also write the table here")
+    parser.add_argument("--variants", default=str(VARIANTS), help="training proxies from proxy_variants.py")
     args = parser.parse_args()
     reference = json.loads(Path(args.reference).read_text())
     archs = [a for a in reference["architectures"] if args.space in ("all", a["space"])]
@@ -74,16 +109,17 @@ def main():
     full = float(np.mean([sum(h["seconds"] for h in a["history"]) for a in archs]))
     rows = []
     for name, proxy in values.items():
-        rows.append({"proxy": name, **fidelity(proxy, truth, min(args.top, len(archs) // 2)),
-                     "seconds_per_arch": float(np.mean(seconds[name])), "reference_seconds_per_arch": full})
+        rows.append({"proxy": name, "architectures": len(archs),
+                     **fidelity(proxy, truth, min(args.top, len(archs) // 2)), "seconds_per_arch": float(np.mean(seconds[name])), "reference_seconds_per_arch": full})
+    rows += variant_rows(Path(args.variants), archs, args.top, full)
     rows.sort(key=lambda r: -r["kendall_tau"])
     print(f"{len(archs)} architectures ({args.space}) of {args.reference}: reference top-1 "
           f"{min(truth):.2f}-{max(truth):.2f}%, {full:.0f} s of training each")
-    print(f"{'proxy':28s} {'tau':>6s} {'rho':>6s} {'top-k':>6s} {'s/arch':>8s}")
+    print(f"{'proxy':28s} {'archs':>5s} {'tau':>6s} {'rho':>6s} {'top-k':>6s} {'s/arch':>8s}")
     for r in rows:
         top = next(v for k, v in r.items() if k.startswith("top"))
-        print(f"{r['proxy']:28s} {r['kendall_tau']:6.3f} {r['spearman_rho']:6.3f} {top:6.2f} "
-              f"{r['seconds_per_arch']:8.2f}")
+        print(f"{r['proxy']:28s} {r['architectures']:5d} {r['kendall_tau']:6.3f} {r['spearman_rho']:6.3f} "
+              f"{top:6.2f} {r['seconds_per_arch']:8.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"architectures": len(archs), "space": args.space, "rows": rows},
                                               indent=1))
