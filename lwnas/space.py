@@ -5,10 +5,12 @@ a stride for its first block and a set of block choices; every block choice list
 parameter may take. Blocks inside a slot choose their parameters independently, so a slot holds
 e.g. MobileNetV3's stage with widths 80 and 112, or MicroNet's with 64, 96 and 576.
 
-Two entry points: `contains(spec)` (is a named config a point of this space?) and `sample(trial)`
-(Optuna define-by-run). Sampling repairs blocks whose channels do not fit (for example group counts
-that do not divide the width) by moving one or two parameters to the nearest allowed value that
-fits, and under a budget it can shrink widths and depths step by step until the network fits.
+Entry points: `contains(spec)` (is a named config a point of this space?), `sample(trial)` (Optuna
+define-by-run) and `spec_from_params(params)`, its exact inverse. Sampling repairs blocks whose channels do
+not fit (for example group counts that do not divide the width) by moving one or two parameters to the
+nearest allowed value that fits, and under a budget it can shrink widths and depths step by step until the
+network fits; the sample's `params` then encode the network as built, which the search trains as a trial of
+its own, so that every trained trial's parameters are exactly its network.
 """
 from __future__ import annotations
 
