@@ -535,7 +535,8 @@ class Search:
         while True:
             open_trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
                                                                    optuna.trial.TrialState.WAITING))
-            mine = _place_in_line(next(t for t in open_trials if t.number == trial.number))
+            own = [t for t in open_trials if t.number == trial.number]  # gone if failed as stale meanwhile
+            mine = _place_in_line(own[0]) if own else trial.number
             ahead = [t for t in open_trials if t.user_attrs.get("training") and _place_in_line(t) < mine]
             done = self.trained(study)
             if done >= self.target or any(t.state == optuna.trial.TrialState.WAITING for t in ahead) \
