@@ -110,7 +110,8 @@ def main():
     rows = []
     for name, proxy in values.items():
         rows.append({"proxy": name, "architectures": len(archs),
-                     **fidelity(proxy, truth, min(args.top, len(archs) // 2)), "seconds_per_arch": float(np.mean(seconds[name])), "reference_seconds_per_arch": full})
+                     **fidelity(proxy, truth, min(args.top, len(archs) // 2)),
+                     "seconds_per_arch": float(np.mean(seconds[name])), "reference_seconds_per_arch": full})
     rows += variant_rows(Path(args.variants), archs, args.top, full)
     rows.sort(key=lambda r: -r["kendall_tau"])
     print(f"{len(archs)} architectures ({args.space}) of {args.reference}: reference top-1 "

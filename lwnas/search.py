@@ -154,7 +154,8 @@ class Search:
         self.baselines = {name: get_config(name) for name in dict.fromkeys(settings.baselines)}
         self.url = storage_url(settings.storage, settings.runs_dir)
         self.run_dir = Path(settings.runs_dir) / self.name
-        self.stats = dict.fromkeys(("rejected", "fitted", "prescreened", "duplicates", "failed", "pruned", "trained"), 0)
+        self.stats = dict.fromkeys(("rejected", "fitted", "prescreened", "duplicates", "failed", "pruned",
+                                    "trained"), 0)
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
         self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
