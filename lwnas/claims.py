@@ -1,6 +1,7 @@
 """Which trial owns which architecture, enforced by the database: a table beside Optuna's in the study's
 storage with primary key (study, arch hash). Two workers that sample the same network at once cannot both
-claim it: the second insert fails inside the database, on SQLite and PostgreSQL alike."""
+claim it: the second insert fails inside the database, on SQLite and PostgreSQL alike. The same table holds
+the search's training slots (keys `#slot0`, `#slot1`, ...), so that workers never train more than asked."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -40,6 +41,13 @@ class ArchClaims:
             with self.engine.connect() as connection:
                 return connection.execute(sa.select(CLAIMS.c.trial_number).where(
                     CLAIMS.c.study == self.study, CLAIMS.c.arch_hash == arch_hash)).scalar_one()
+
+    def holders(self, prefix: str) -> dict[str, int]:
+        """The claims whose key starts with `prefix`, with the trial number holding each."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(CLAIMS.c.arch_hash, CLAIMS.c.trial_number).where(
+                CLAIMS.c.study == self.study, CLAIMS.c.arch_hash.startswith(prefix, autoescape=True)))
+            return dict(rows.all())
 
     def take_over(self, arch_hash: str, dead_owner: int, trial_number: int) -> bool:
         """Move the claim from a failed trial to this one; False if another worker took it first."""

@@ -27,7 +27,8 @@ SAMPLERS = ("tpe", "nsga2", "random")
 # 2: a trained trial's params are exactly its network (fitted drafts are queued as trials of their own)
 ENCODING = 2
 PRESCREEN_BATCH = 64  # training images a zero-cost score sees
-PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2  # epoch 1 is too noisy to prune on
+PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2
+SLOT_PREFIX = "#slot"  # claims-table rows that are training slots (arch hashes are hex)  # epoch 1 is too noisy to prune on
 
 
 @dataclass
@@ -107,11 +108,6 @@ def make_sampler(settings: SearchSettings):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _place_in_line(trial) -> int:
-    """The number of the trial first sampled with these parameters: a heartbeat retry's is its original's."""
-    return trial.system_attrs.get("failed_trial", trial.number)
-
-
 def prune_now(trial, epoch: int, epochs: int, top1: float | None = None, multi: bool = False) -> bool:
     """The pruner's verdict after `epoch`, except after the last: the network is trained by then, and pruning
     would discard a finished result. Two-objective studies prune on top-1 alone (Optuna's pruners take one
@@ -159,6 +155,7 @@ class Search:
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
         self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
+        self._slot = None  # (training slot, trial number) held by the running trial
 
     def load_data(self):
         """The proxy's train/val sets. MAdds count with their class count from here on: the budget must admit
@@ -333,13 +330,19 @@ class Search:
     def objective(self, trial):
         """One trial (see _trial); Ctrl-C fails it cleanly and queues its parameters for the resumed search."""
         try:
-            return self._trial(trial)
+            value = self._trial(trial)
+            self._slot = None  # a completed trial keeps its slot
+            return value
         except KeyboardInterrupt:
+            self._give_back_slot(trial)
             trial.set_user_attr("error", "interrupted (Ctrl-C); retried first when the search resumes")
             if trial.params:
                 trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             self.interrupted = True
             raise Interrupted(f"trial {trial.number} interrupted") from None
+        except BaseException:
+            self._give_back_slot(trial)
+            raise
 
     def _trial(self, trial):
         import optuna
@@ -523,27 +526,37 @@ class Search:
         return len(cls.trained_trials(study))
 
     def _reserve_slot(self, trial, arch_hash: str):
-        """Train only if the study still needs trials: completed plus those reserved ahead of this one must stay
-        below the target. A trial's place in line is its number, and a dead worker's retried trial keeps the place
-        of the trial it retries (Optuna copies the `training` mark onto the queued retry), so a retry is never
-        crowded out by trials that started after the original. Waits while a dead worker's reservation may still
-        come free; steps aside when the slot it waits for belongs to a queued retry, so this worker runs it."""
+        """Train only while holding one of the study's `target` training slots: rows of the claims table,
+        claimed atomically, so that concurrent workers never train more than the target however their requests
+        interleave. Completed trials keep their slot; pruned, failed and interrupted ones give it back (see
+        `objective`). A dead worker's slot is kept for the retry Optuna queues for its trial, so the retry is not
+        crowded out by later trials; a trial that finds no free slot while such a retry waits in the queue steps
+        aside, so that its worker runs the retry next. Otherwise it waits for a slot to come free."""
         import optuna
 
+        states = optuna.trial.TrialState
         study = trial.study
-        trial.set_user_attr("training", True)
         waited = False
         while True:
-            open_trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
-                                                                   optuna.trial.TrialState.WAITING))
-            own = [t for t in open_trials if t.number == trial.number]  # gone if failed as stale meanwhile
-            mine = _place_in_line(own[0]) if own else trial.number
-            ahead = [t for t in open_trials if t.user_attrs.get("training") and _place_in_line(t) < mine]
-            done = self.trained(study)
-            if done >= self.target or any(t.state == optuna.trial.TrialState.WAITING for t in ahead) \
-                    and done + len(ahead) >= self.target:
+            trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+            done = sum(1 for t in trials.values() if t.state == states.COMPLETE and "duplicate_of" not in t.user_attrs)
+            me = trials.get(trial.number)
+            retry_of = me.system_attrs.get("failed_trial") if me else None
+            retried = {t.system_attrs["failed_trial"] for t in trials.values() if "failed_trial" in t.system_attrs}
+            if done < self.target:
+                holders = self.claims.holders(SLOT_PREFIX)
+                for k in range(self.target):
+                    owner = holders.get(f"{SLOT_PREFIX}{k}")
+                    if owner is None and self.claims.claim(f"{SLOT_PREFIX}{k}", trial.number) is None:
+                        return self._hold(trial, k)
+                    holder = trials.get(owner)
+                    free = owner is not None and (holder is None or holder.state == states.PRUNED or (
+                        holder.state == states.FAIL and (owner == retry_of or owner not in retried)))
+                    if free and self.claims.take_over(f"{SLOT_PREFIX}{k}", owner, trial.number):
+                        return self._hold(trial, k)
+            queued_retry = any(t.state == states.WAITING and "failed_trial" in t.system_attrs for t in trials.values())
+            if done >= self.target or queued_retry and retry_of is None:
                 surplus = done >= self.target
-                trial.set_user_attr("training", False)
                 trial.set_user_attr("surplus" if surplus else "stepped_aside", True)
                 self.claims.release(arch_hash, trial.number)
                 if surplus:
@@ -552,8 +565,6 @@ class Search:
                     self.progress.note(f"trial {trial.number} steps aside for a dead worker's retried trial, which "
                                        f"this worker runs next")
                 raise optuna.TrialPruned()
-            if done + len(ahead) < self.target:
-                return
             if not waited:
                 self.progress.note(f"trial {trial.number} waits: running trials of other workers may complete the "
                                    f"study (a dead worker's trial is failed after {self.settings.heartbeat_grace} s "
@@ -561,6 +572,17 @@ class Search:
                 waited = True
             time.sleep(1)
             fail_stale(study)
+
+    def _hold(self, trial, slot: int):
+        self._slot = (slot, trial.number)
+        trial.set_user_attr("training", True)
+
+    def _give_back_slot(self, trial):
+        """A trial that will not complete frees its training slot for another."""
+        if self._slot is not None and self._slot[1] == trial.number:
+            self.claims.release(f"{SLOT_PREFIX}{self._slot[0]}", trial.number)
+            trial.set_user_attr("training", False)
+        self._slot = None
 
     def _owner(self, trial, arch_hash: str):
         """None if this trial now owns `arch_hash` (claimed in the database), else the trial that does:

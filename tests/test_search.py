@@ -376,9 +376,10 @@ def test_two_objective_search_end_to_end(tmp_path):
     assert volume > 0
 
 
-def test_a_dead_workers_retried_trial_keeps_its_place_in_line(tmp_path):
-    """The retry of a trial that was training when its worker died is queued behind nothing that started later:
-    a later trial steps aside for it when only one slot is left, and the retry then trains without waiting."""
+def test_a_dead_workers_training_slot_waits_for_its_retry(tmp_path):
+    """Training slots are claimed in the database. A dead worker's slot goes to the retry Optuna queued for its
+    trial, not to a later trial: that one steps aside so its worker runs the retry; a pruned or failed trial
+    gives its slot back."""
     space = tmp_path / "one.yaml"
     space.write_text(ONE_POINT)
     search = Search(_settings(tmp_path, space))
@@ -386,20 +387,24 @@ def test_a_dead_workers_retried_trial_keeps_its_place_in_line(tmp_path):
     search.target = 2
     study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"training": True}))
     study.add_trial(optuna.create_trial(value=50.0, user_attrs={"arch_hash": "a"}))  # trained: one slot left
+    assert search.claims.claim("#slot0", 0) is None and search.claims.claim("#slot1", 1) is None
     later = study.ask()  # trial 2, sampled after the dead worker's trial 0
     study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING, user_attrs={"training": True},
                                         system_attrs={"failed_trial": 0}))  # what a heartbeat retry looks like
     assert search.claims.claim("b", later.number) is None
     with pytest.raises(optuna.TrialPruned):
         search._reserve_slot(later, "b")
-    assert later.user_attrs.get("stepped_aside") and not later.user_attrs["training"]
-    assert search.claims.claim("b", 99) is None  # its claim was released
+    assert later.user_attrs.get("stepped_aside")
+    assert search.claims.claim("b", 99) is None  # its architecture claim was released
     retry = study.ask()  # the queued retry comes first
     assert retry.number == 3
+    search._reserve_slot(retry, "c")  # takes over the dead trial's slot at once
+    assert retry.user_attrs["training"] and search.claims.holders("#slot") == {"#slot0": 3, "#slot1": 1}
+    search._give_back_slot(retry)  # e.g. pruned
+    assert search.claims.holders("#slot") == {"#slot1": 1}
     other = study.ask()
-    other.set_user_attr("training", True)  # a trial that started after the retry was queued
-    search._reserve_slot(retry, "c")  # returns: nothing ahead of the retry
-    assert retry.user_attrs["training"]
+    search._reserve_slot(other, "d")
+    assert search.claims.holders("#slot") == {"#slot0": other.number, "#slot1": 1}
 
 
 def test_two_objective_studies_prune_on_top1_by_the_median_rule():
