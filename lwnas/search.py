@@ -108,6 +108,13 @@ def make_sampler(settings: SearchSettings):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def is_trained(trial) -> bool:
+    """A completed trial that trained its architecture (studies of older lwnas versions completed repeats too)."""
+    import optuna
+
+    return trial.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in trial.user_attrs
+
+
 def prune_now(trial, epoch: int, epochs: int, top1: float | None = None, multi: bool = False) -> bool:
     """The pruner's verdict after `epoch`, except after the last: the network is trained by then, and pruning
     would discard a finished result. Two-objective studies prune on top-1 alone (Optuna's pruners take one
@@ -516,10 +523,7 @@ class Search:
     @staticmethod
     def trained_trials(study) -> list:
         """Completed trials that trained their architecture (not reused duplicates), from every worker."""
-        import optuna
-
-        return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if "duplicate_of" not in t.user_attrs]
+        return [t for t in study.get_trials(deepcopy=False) if is_trained(t)]
 
     @classmethod
     def trained(cls, study) -> int:
@@ -539,7 +543,7 @@ class Search:
         waited = False
         while True:
             trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-            done = sum(1 for t in trials.values() if t.state == states.COMPLETE and "duplicate_of" not in t.user_attrs)
+            done = sum(1 for t in trials.values() if is_trained(t))
             me = trials.get(trial.number)
             retry_of = me.system_attrs.get("failed_trial") if me else None
             retried = {t.system_attrs["failed_trial"] for t in trials.values() if "failed_trial" in t.system_attrs}
