@@ -52,6 +52,11 @@ def test_search_stays_under_budget_and_stores_everything(tmp_path):
     blocks = report["block_types"]  # per block type: trials using it, best top-1 among them, best first
     assert blocks[0]["best_top1"] == max(t.values[0] for t in done) and all(1 <= b["trials"] <= 2 for b in blocks)
     assert [b["best_top1"] for b in blocks] == sorted((b["best_top1"] for b in blocks), reverse=True)
+    use = report["budget_use"]  # MAdds/budget of all trained networks and of the best quarter (here: the best one)
+    best = max(done, key=lambda t: t.values[0])
+    assert sorted(use["all"]) == sorted(round(t.user_attrs["madds"] / 12e6, 3) for t in done)
+    assert use["best"] == [round(best.user_attrs["madds"] / 12e6, 3)]
+    assert report["trials_stored"] == len(trials(tmp_path / "runs", "micro-12M-synthetic-acc")) > len(done)
     assert sorted(os.path.basename(p) for p in report["optuna_plots"]) == ["history.html", "importances.html"]
     assert all("plotly" in (tmp_path / p).read_text() for p in report["optuna_plots"])
     plain = subprocess.run([sys.executable, "-c", "import sys; sys.modules['plotly'] = None; from lwnas.cli import "
