@@ -26,7 +26,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rank_reference import locked, write  # noqa: E402
+from rank_reference import append, locked  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.spec import ArchSpec  # noqa: E402
@@ -96,10 +96,7 @@ def main():
         entry = {"variant": name, "arch_hash": arch["arch_hash"], "name": arch["name"], "config": config.to_dict(),
                  "first_stride_removed": no_stride, "top1": history[-1].top1,
                  "history": [h.__dict__ for h in history], "wall_seconds": round(time.perf_counter() - start, 1)}
-        with locked(output) as document:
-            document = document or {"reference": Path(args.reference).name, "results": []}
-            document["results"].append(entry)
-            write(output, document)
+        document = append(output, "results", entry, {"reference": Path(args.reference).name})
         print(f"{name} {arch['name']}: top-1 {entry['top1']:.2f}% ({entry['wall_seconds']:.0f} s); "
               f"{len(document['results'])} in the file", flush=True)
 

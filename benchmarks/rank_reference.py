@@ -78,6 +78,16 @@ def locked(path: Path):
         yield json.loads(path.read_text()) if path.exists() else None
 
 
+def append(path: Path, key: str, entry: dict, fresh: dict) -> dict:
+    """Append `entry` to the file's list `key` under the lock (re-read first: another shard may have appended
+    meanwhile); `fresh` is the document to start from when there is no file yet. Returns the new document."""
+    with locked(path) as document:
+        document = document or fresh
+        document.setdefault(key, []).append(entry)
+        write(path, document)
+    return document
+
+
 def write(path: Path, document: dict):
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(document, indent=1))
@@ -119,10 +129,7 @@ def main():
             "arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params, "spec": spec.to_yaml(),
             "top1": history[-1].top1, "best_top1": max(h.top1 for h in history),
             "wall_seconds": round(time.perf_counter() - start, 1), "history": [h.__dict__ for h in history]}
-        with locked(output) as document:  # re-read: another shard may have appended meanwhile
-            document = document or {"settings": settings, "architectures": []}
-            document["architectures"].append(entry)
-            write(output, document)
+        document = append(output, "architectures", entry, {"settings": settings})
         print(f"{spec.name} {spec.arch_hash} {cost.macs / 1e6:.2f}M: top-1 {history[-1].top1:.2f}% "
               f"({time.perf_counter() - start:.0f} s); {len(document['architectures'])} in the file", flush=True)
 
