@@ -27,8 +27,8 @@ SAMPLERS = ("tpe", "nsga2", "random")
 # 2: a trained trial's params are exactly its network (fitted drafts are queued as trials of their own)
 ENCODING = 2
 PRESCREEN_BATCH = 64  # training images a zero-cost score sees
-PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2
-SLOT_PREFIX = "#slot"  # claims-table rows that are training slots (arch hashes are hex)  # epoch 1 is too noisy to prune on
+PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2  # epoch 1 is too noisy to prune on
+SLOT_PREFIX = "#slot"  # claims-table rows that are training slots (arch hashes are hex)
 
 
 @dataclass
@@ -523,7 +523,10 @@ class Search:
     @staticmethod
     def trained_trials(study) -> list:
         """Completed trials that trained their architecture (not reused duplicates), from every worker."""
-        return [t for t in study.get_trials(deepcopy=False) if is_trained(t)]
+        import optuna
+
+        return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if is_trained(t)]
 
     @classmethod
     def trained(cls, study) -> int:
