@@ -97,12 +97,12 @@ def cmd_search(args):
     settings = SearchSettings(space=args.space, budget=parse_count(args.flops_budget, "--flops-budget"),
                               trials=args.trials, data=args.data, objective=args.objective, sampler=args.sampler,
                               seed=args.seed, device=args.device, study=args.study, storage=args.storage,
-                              runs_dir=args.runs_dir, shrink=not args.no_shrink, latency_runs=args.latency_runs,
+                              runs_dir=args.runs_dir, shrink=args.shrink, latency_runs=args.latency_runs,
                               skip_bad_images=args.skip_bad_images, proxy=_proxy_settings(args),
                               heartbeat_grace=args.heartbeat_grace, until_total=args.until_total,
                               baselines=tuple(args.baseline), worker=args.worker_index,
                               prescreen=args.prescreen, prescreen_score=args.prescreen_score,
-                              latency_engine=args.latency_engine)
+                              latency_engine=args.latency_engine, latency_threads=args.latency_threads)
     search = Search(settings)
     if args.workers > 1:
         run_workers(search, args.argv, args.workers, args.until_total)
@@ -156,14 +156,14 @@ def cmd_latency(args):
     set_device(args.device)
     model = deployable(build(spec))
     res = args.resolution or spec.resolution
-    runs = [measure(model, res, args.batch_size, args.warmup, args.runs, spec.in_channels, args.engine)
+    runs = [measure(model, res, args.batch_size, args.warmup, args.runs, spec.in_channels, args.engine, args.threads)
             for _ in range(args.repeat)]
     if args.json:
         print(json.dumps({"name": spec.name, "arch_hash": spec.arch_hash, "measurements": [r.to_dict() for r in runs]},
                          indent=2))
         return
     for i, r in enumerate(runs, 1):
-        print(f"{spec.name} @ {res}px batch {r.batch_size} on {r.device}: median {r.median_ms:.3f} ms, "
+        print(f"{spec.name} @ {res}px batch {r.batch_size} on {r.device}, {r.threads} thread(s): median {r.median_ms:.3f} ms, "
               f"IQR {r.iqr_ms:.3f} ms ({100 * r.spread:.1f}% of median), {r.runs} runs" +
               (f" [repeat {i}]" if args.repeat > 1 else ""))
     if len(runs) > 1:
@@ -289,15 +289,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help="'synthetic' (built-in, default), a CIFAR tarball, an ImageFolder root or a list-file root")
     p.add_argument("--objective", choices=("accuracy", "accuracy-latency"), default="accuracy",
                    help="maximize proxy accuracy, or accuracy and latency together (Pareto front)")
-    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"),
-                   help="default: tpe for accuracy, nsga2 for accuracy-latency")
+    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
+                   help="default: tpe, for both objectives (it learns from drafts rejected over budget)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N (default cpu)")
     p.add_argument("--study", help="study name (default: derived from space, budget, data and objective)")
     p.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage (default sqlite:///RUNS_DIR/lwnas.db)")
     p.add_argument("--runs-dir", default="runs", help="where studies and trial artifacts go (default runs/)")
-    p.add_argument("--no-shrink", action="store_true",
-                   help="reject over-budget samples instead of shrinking their widths and depths first")
+    p.add_argument("--shrink", action=argparse.BooleanOptionalAction, default=False,
+                   help="shrink over-budget samples (widths, then depths) until they fit, instead of rejecting "
+                        "them; off by default, as it piles every network onto the budget edge")
     p.add_argument("--baseline", action="append", default=[], metavar="CONFIG",
                    help="also train this named config (e.g. micronet_m2) with the same proxy, once per study, as the "
                         "reference the search should beat; repeatable")
@@ -316,6 +317,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0: in the main process)")
     _add_amp_options(p)
     p.add_argument("--latency-runs", type=_positive_int, default=30, help="timed runs per latency measurement")
+    p.add_argument("--latency-threads", type=_positive_int, default=1, help="CPU math threads when timing (default 1)")
     p.add_argument("--latency-engine", choices=("eager", "inference"), default="eager",
                    help="time each trial's network as a dynamic graph (default) or in a Paddle Inference predictor, "
                         "as deployed")
@@ -354,6 +356,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_positive_int, default=10)
     p.add_argument("--runs", type=_positive_int, default=50)
     p.add_argument("--repeat", type=_positive_int, default=1, help="repeat the measurement to see its spread")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU math threads (default 1)")
     p.add_argument("--engine", choices=("eager", "inference"), default="eager",
                    help="time the dynamic-graph model, or an exported model in a Paddle Inference predictor")
     p.add_argument("--json", action="store_true")

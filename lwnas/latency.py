@@ -16,6 +16,7 @@ class Latency:
     batch_size: int
     resolution: int
     device: str
+    threads: int = 1
 
     @property
     def spread(self) -> float:
@@ -24,7 +25,8 @@ class Latency:
 
     def to_dict(self) -> dict:
         return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "spread": self.spread, "runs": self.runs,
-                "batch_size": self.batch_size, "resolution": self.resolution, "device": self.device}
+                "batch_size": self.batch_size, "resolution": self.resolution, "device": self.device,
+                "threads": self.threads}
 
 
 def deployable(model):
@@ -37,18 +39,20 @@ def deployable(model):
 
 
 def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs: int = 50,
-            in_channels: int = 3, engine: str = "eager") -> Latency:
-    """Median and IQR of `runs` forward passes after `warmup` untimed ones, on the current Paddle device.
+            in_channels: int = 3, engine: str = "eager", threads: int = 1) -> Latency:
+    """Median and IQR of `runs` forward passes after `warmup` untimed ones, on the current Paddle device, with
+    `threads` CPU math threads.
 
     engine 'eager' times the dynamic-graph model; 'inference' exports it (paddle.jit.save) and times a
     Paddle Inference predictor, which is what a deployment runs."""
     import paddle
 
     device = paddle.device.get_device()
+    paddle.base.core.set_num_threads(threads)
     sync = paddle.device.synchronize if device.startswith("gpu") else (lambda: None)
     shape = [batch_size, in_channels, resolution, resolution]
     if engine == "inference":
-        run = _predictor(model, shape, device)
+        run = _predictor(model, shape, device, threads)
     elif engine == "eager":
         x = paddle.randn(shape)
 
@@ -66,10 +70,10 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
         if i >= warmup:
             times.append((time.perf_counter() - start) * 1000)
     q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return Latency(float(median), float(q3 - q1), runs, batch_size, resolution, f"{device}/{engine}")
+    return Latency(float(median), float(q3 - q1), runs, batch_size, resolution, f"{device}/{engine}", threads)
 
 
-def _predictor(model, shape, device):
+def _predictor(model, shape, device, threads):
     """Export to a temporary folder (removed once the predictor has loaded it) and return a callable running one
     Paddle Inference prediction."""
     import os
@@ -87,6 +91,7 @@ def _predictor(model, shape, device):
             config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
         else:
             config.disable_gpu()
+            config.set_cpu_math_library_num_threads(threads)
         config.disable_glog_info()
         predictor = inference.create_predictor(config)
     predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(

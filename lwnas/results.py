@@ -92,7 +92,7 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     if use:
         print(f"MAdds / budget (quartiles): the {len(complete)} trained {_quartiles(use['all'])}; the best "
               f"{len(use['best'])} {_quartiles(use['best'])}")
-    print(f"{stored} trials stored for {len(complete)} trained (the rest: rejected or fitted drafts, "
+    print(f"{stored} trials stored for {len(complete)} trained (the rest: rejected or shrunk drafts, "
           f"prescreened-out candidates, duplicates, pruned or failed)")
     print("block types of the trained architectures (how many used each, best top-1 among them):")
     print_table([{**f, "best_top1": f"{f['best_top1']:.1f}"} for f in families], ["block", "trials", "best_top1"])

@@ -24,8 +24,9 @@ from .storage import check_study_name, fail_stale, open_storage, redact, storage
 from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 
 SAMPLERS = ("tpe", "nsga2", "random")
-# 2: a trained trial's params are exactly its network (fitted drafts are queued as trials of their own)
-ENCODING = 2
+# 3: a trial's params name its network, channel repairs included (2 queued repaired drafts as trials of their
+# own, which kept NSGA-II in its first generation); only shrunk drafts are queued
+ENCODING = 3
 PRESCREEN_BATCH = 64  # training images a zero-cost score sees
 PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2  # epoch 1 is too noisy to prune on
 SLOT_PREFIX = "#slot"  # claims-table rows that are training slots (arch hashes are hex)
@@ -38,16 +39,17 @@ class SearchSettings:
     trials: int = 6
     data: str = "synthetic"
     objective: str = "accuracy"  # accuracy | accuracy-latency
-    sampler: str | None = None  # default: tpe for one objective, nsga2 for two
+    sampler: str = "tpe"  # for both objectives: it learns from rejected drafts, NSGA-II does not (README)
     seed: int = 0
     device: str = "cpu"
     study: str | None = None
     storage: str | None = None
     runs_dir: str = "runs"
-    shrink: bool = True  # shrink over-budget samples toward the budget before rejecting them
+    shrink: bool = False  # shrink over-budget samples toward the budget (piles networks onto its edge)
     latency_batch: int = 1
     latency_runs: int = 30
     latency_engine: str = "eager"  # eager (the dynamic graph) or inference (a Paddle Inference predictor)
+    latency_threads: int = 1
     skip_bad_images: bool = False
     heartbeat_grace: int = 60  # seconds without a heartbeat before a worker's trial counts as dead
     until_total: int | None = None  # stop when the study holds this many trained trials (set for --workers)
@@ -78,10 +80,6 @@ def _beats(trial: dict, baseline: dict, multi: bool) -> bool:
         (top1 > baseline["top1"] or latency < baseline["latency_ms"])
 
 
-def sampler_name(settings: SearchSettings) -> str:
-    return settings.sampler or ("nsga2" if settings.multi else "tpe")
-
-
 def sampler_seed(seed: int, worker: int) -> int:
     """Worker 0 samples with --seed itself; worker k with a seed derived from (seed, k), so that workers started
     together do not draw the same architectures."""
@@ -93,7 +91,7 @@ def sampler_seed(seed: int, worker: int) -> int:
 def make_sampler(settings: SearchSettings):
     import optuna
 
-    name = sampler_name(settings)
+    name = settings.sampler
     seed = sampler_seed(settings.seed, settings.worker)
     if name not in SAMPLERS:
         raise LwnasError(f"unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS)}")
@@ -103,7 +101,7 @@ def make_sampler(settings: SearchSettings):
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4, multivariate=True, group=True)
     if name == "nsga2":
         # A generation no larger than the run: with a population above --trials NSGA-II never leaves its
-        # random first generation. (Samplers see rejected samples through their over_budget constraint.)
+        # random first generation. Its parents are completed trials only: rejected drafts never inform it.
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(8, settings.trials)))
     return optuna.samplers.RandomSampler(seed=seed)
 
@@ -157,7 +155,7 @@ class Search:
         self.baselines = {name: get_config(name) for name in dict.fromkeys(settings.baselines)}
         self.url = storage_url(settings.storage, settings.runs_dir)
         self.run_dir = Path(settings.runs_dir) / self.name
-        self.stats = dict.fromkeys(("rejected", "fitted", "prescreened", "duplicates", "failed", "pruned",
+        self.stats = dict.fromkeys(("rejected", "shrunk", "prescreened", "duplicates", "failed", "pruned",
                                     "trained"), 0)
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
@@ -221,9 +219,9 @@ class Search:
         s = self.settings
         return {"space": s.space, "space_file_sha256": hashlib.sha256(space_path(s.space).read_bytes()).hexdigest(),
                 "budget": s.budget, "data": s.data, "objective": s.objective, "proxy": s.proxy.to_dict(),
-                "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": sampler_name(s),
-                "latency_engine": s.latency_engine,
-                "encoding": ENCODING}
+                "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": s.sampler,
+                "latency_engine": s.latency_engine, "latency_threads": s.latency_threads,
+                "latency_batch": s.latency_batch, "encoding": ENCODING}
 
     def run(self, progress: Progress | None = None):
         import optuna
@@ -247,7 +245,7 @@ class Search:
         self.progress.trial_times = [t.user_attrs["train_seconds"] for t in self.trained_trials(study)
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)
-        attempts = max(50, 30 * settings.trials)
+        attempts = max(500, 100 * settings.trials)  # rejected drafts cost milliseconds
         self.target = settings.until_total or self.trained(study) + settings.trials
 
         def stop_when_done(study, trial):
@@ -268,7 +266,7 @@ class Search:
                                f"architectures found (the others were duplicates or over budget)")
         self._settle(study)
         s = self.stats
-        self.progress.note(f"done: {s['trained']} trained, {s['fitted']} drafts fitted to the space and queued, "
+        self.progress.note(f"done: {s['trained']} trained, {s['shrunk']} over-budget drafts shrunk and queued, "
                            f"{s['duplicates']} repeated architectures skipped, {s['rejected']} samples rejected "
                            f"over budget, {s['prescreened']} candidates prescreened, {s['pruned']} pruned, "
                            f"{s['failed']} failed")
@@ -310,7 +308,7 @@ class Search:
             progress.finish(f"failed: {err} (not recorded; it is retried on the next run)", trained=False)
             return None
         latency = measure(deployable(model), res, settings.latency_batch, runs=settings.latency_runs,
-                          engine=settings.latency_engine)
+                          engine=settings.latency_engine, threads=settings.latency_threads)
         result = {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
                   "top1": history[-1].top1, "latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms,
                   "history": [h.__dict__ for h in history]}
@@ -408,7 +406,7 @@ class Search:
             raise
         trial.set_user_attr("train_seconds", round(time.time() - start, 2))
         latency = measure(deployable(model), spec.resolution, settings.latency_batch, runs=settings.latency_runs,
-                          engine=settings.latency_engine)
+                          engine=settings.latency_engine, threads=settings.latency_threads)
         top1 = history[-1].top1
         trial.set_user_attr("top1", top1)
         trial.set_user_attr("latency_ms", latency.median_ms)
@@ -422,8 +420,8 @@ class Search:
         return (top1, latency.median_ms) if settings.multi else top1
 
     def draw(self, trial):
-        """The trial's network, whose parameters are exactly the trial's (`space.spec_from_params`); a draft
-        over the budget, or one that had to be repaired or shrunk, is rejected with TrialPruned instead."""
+        """The trial's network, which its parameters name (`space.spec_from_params`); a draft over the budget,
+        or one that was shrunk to fit it, is rejected with TrialPruned instead."""
         import optuna
 
         from .cost import count
@@ -436,8 +434,8 @@ class Search:
             trial.set_constraint("over_budget", float(sample.macs - settings.budget) if sample.spec else 1e12)
             trial.set_user_attr("rejected", sample.reason or f"{human(sample.macs)} MAdds over budget")
             raise optuna.TrialPruned()
-        if sample.params != trial.params:
-            self._queue_fitted(trial, sample)
+        if sample.shrunk:
+            self._queue_shrunk(trial, sample)
         spec = sample.spec
         trial.set_user_attr("arch_hash", spec.arch_hash)
         trial.set_user_attr("madds", count(spec).macs)
@@ -486,21 +484,17 @@ class Search:
             self._batch = np.stack([view[i][0] for i in range(len(view))]), images.labels
         return scores(spec, *self._batch, names=[name], seed=proxy.seed)[name]
 
-    def _queue_fitted(self, trial, sample):
-        """The draft was repaired or shrunk, so its parameters are not the network that would be trained: it
-        is rejected (infeasible as drafted, which the sampler learns from) and the fitted network is queued
-        as a trial of its own, whose parameters are exactly that network. Unless the study already holds it."""
+    def _queue_shrunk(self, trial, sample):
+        """The draft was over the budget and shrunk, so its parameters are not the network that would be
+        trained: it is rejected (with its excess as the constraint, which the sampler learns from) and the
+        shrunk network is queued as a trial of its own, whose parameters name it. Unless the study holds it."""
         import optuna
 
-        self.stats["fitted"] += 1
-        excess = sample.drafted_macs - self.settings.budget
-        trial.set_constraint("over_budget", float(excess) if excess > 0 else 1.0)  # > 0: infeasible as drafted
-        how = [f"{sample.repaired} block(s) repaired to fit their channels"] if sample.repaired else []
-        if sample.macs != sample.drafted_macs:
-            how.append(f"shrunk from {human(sample.drafted_macs)} to {human(sample.macs)} MAdds")
-        trial.set_user_attr("rejected", f"drafted, not a point of the space under the budget: {', '.join(how)}; "
-                                        f"the fitted network is queued")
-        trial.study.enqueue_trial(sample.params, user_attrs={"fitted_from": trial.number}, skip_if_exists=True)
+        self.stats["shrunk"] += 1
+        trial.set_constraint("over_budget", float(sample.drafted_macs - self.settings.budget))
+        trial.set_user_attr("rejected", f"{human(sample.drafted_macs)} MAdds over budget as drafted; shrunk to "
+                                        f"{human(sample.macs)}, which is queued")
+        trial.study.enqueue_trial(sample.params, user_attrs={"shrunk_from": trial.number}, skip_if_exists=True)
         raise optuna.TrialPruned()
 
     def _train(self, model, on_epoch, on_step):

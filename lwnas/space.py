@@ -6,11 +6,12 @@ parameter may take. Blocks inside a slot choose their parameters independently, 
 e.g. MobileNetV3's stage with widths 80 and 112, or MicroNet's with 64, 96 and 576.
 
 Entry points: `contains(spec)` (is a named config a point of this space?), `sample(trial)` (Optuna
-define-by-run) and `spec_from_params(params)`, its exact inverse. Sampling repairs blocks whose channels do
-not fit (for example group counts that do not divide the width) by moving one or two parameters to the
-nearest allowed value that fits, and under a budget it can shrink widths and depths step by step until the
-network fits; the sample's `params` then encode the network as built, which the search trains as a trial of
-its own, so that every trained trial's parameters are exactly its network.
+define-by-run) and `spec_from_params(params)`, the network a trial's parameters name. Decoding repairs blocks
+whose channels do not fit (for example group counts that do not divide the width) by moving one or two
+parameters to the nearest allowed value that fits; the repair depends on the parameters alone, so the sampler's
+own parameters always name the trained network. Under a budget, sampling can also shrink widths and depths step
+by step until the network fits (off by default: shrinking lands every network on the budget edge); a shrunk
+sample's `params` name the network as built, which the search trains as a trial of its own.
 """
 from __future__ import annotations
 
@@ -79,8 +80,9 @@ class Sample:
     macs: int
     repaired: int  # blocks whose parameters were moved to fit their channels
     reason: str = ""  # why spec is None
-    params: dict | None = None  # the Optuna parameters of `spec` itself (after repair and shrinking)
+    params: dict | None = None  # the canonical Optuna parameters of `spec` (repairs written in, after shrinking)
     drafted_macs: int = 0  # before shrinking
+    shrunk: int = 0  # shrinking steps taken: the trial's own parameters no longer name `spec`
 
 
 class SearchSpace:
@@ -123,8 +125,10 @@ class SearchSpace:
         return replay.params
 
     def spec_from_params(self, params: dict, num_classes: int, name: str = "sampled") -> ArchSpec:
-        """The network a trial's parameters describe, exactly: SpecError for parameters that are not a point of
-        the space (an unknown, missing or out-of-range parameter, or blocks whose channels do not fit)."""
+        """The network a trial's parameters describe, exactly. The decoding includes the channel repair: a block
+        whose drafted groups or widths do not fit its input takes the nearest setting that does, decided by the
+        parameters alone, so several parameter sets can name one network. SpecError for an unknown, missing or
+        out-of-range parameter, or a network that cannot be built."""
         reader = _Read(params)
         sample = self.materialize(self._walk(reader), num_classes, name)
         extra = sorted(set(params) - reader.used)
@@ -132,9 +136,6 @@ class SearchSpace:
             raise SpecError(extra[0], f"not a parameter of space {self.name} with these choices")
         if sample.spec is None:
             raise SpecError("params", sample.reason)
-        if sample.repaired:
-            raise SpecError("params", f"{sample.repaired} block(s) have channel settings that do not fit "
-                                      f"(e.g. groups that do not divide the width); not a point of space {self.name}")
         return sample.spec
 
     def _walk(self, choose) -> Draft:
@@ -156,17 +157,19 @@ class SearchSpace:
         slots.append([1, 0, [head]])
         return Draft(slots)
 
-    def sample(self, trial, budget: int | None = None, shrink: bool = True, num_classes: int = 1000,
+    def sample(self, trial, budget: int | None = None, shrink: bool = False, num_classes: int = 1000,
                name: str = "sampled") -> Sample:
-        """A network from the trial's choices, repaired to fit its channels; with a budget, shrunk (if allowed)
-        until it fits. The result's `params` encode the network as built, which may differ from the trial's."""
+        """The network of the trial's choices (`spec_from_params(trial.params)`); with a budget and `shrink`,
+        shrunk until it fits, and then the result's `params` (not the trial's) encode it."""
         draft = self.suggest(trial)
         result = drafted = self.materialize(draft, num_classes, name)
+        steps = 0
         while shrink and budget is not None and result.spec is not None and result.macs > budget:
             if not _shrink(draft, self):
                 break
+            steps += 1
             result = self.materialize(draft, num_classes, name)
-        return dataclasses.replace(result, drafted_macs=drafted.macs)
+        return dataclasses.replace(result, drafted_macs=drafted.macs, shrunk=steps)
 
     def materialize(self, draft: Draft, num_classes: int = 1000, name: str = "sampled") -> Sample:
         """Turn a draft into a spec, repairing blocks whose channels do not fit; counts MAdds on the way."""

@@ -188,7 +188,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     changed.budget = 20_000_000
     with pytest.raises(LwnasError, match=r"created with other settings \(budget differ\)"):
         Search(changed).open_study()
-    for field, value in (("device", "gpu"), ("shrink", False), ("sampler", "random"),
+    for field, value in (("device", "gpu"), ("shrink", True), ("sampler", "random"),
                          ("latency_engine", "inference")):
         other = _settings(tmp_path, space)
         setattr(other, field, value)

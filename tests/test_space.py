@@ -46,7 +46,7 @@ def test_sample_round_trip(space_name, budget):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     feasible = 0
     for _ in range(40):
-        sample = space.sample(study.ask(), budget=int(budget))
+        sample = space.sample(study.ask(), budget=int(budget), shrink=True)
         assert sample.spec is not None, sample.reason
         assert space.why_not(sample.spec) is None
         assert lwnas.count(sample.spec).macs == sample.macs
