@@ -1,4 +1,5 @@
 """Every block type, in every stride/group variant: it builds, gives the right shape and trains end to end."""
+import numpy as np
 import paddle
 import pytest
 
@@ -87,6 +88,30 @@ def test_dynamic_shift_max_shift_matches_official_index():
     per_group = channels // groups
     expected = [((i // per_group + 1) % groups) * per_group + (i % per_group + 1) % per_group for i in range(channels)]
     assert layer(x).flatten().tolist() == [float(v) for v in expected]
+
+
+@pytest.mark.parametrize("branches", [1, 2])
+def test_dynamic_shift_max_computes_the_papers_function(branches):
+    """The deployed-fast layout (3-D tensors, one split) computes max_j(a_j x + b_j shift(x)) with a, b from
+    the squeeze FC, written out in NumPy the plain way; as the 5-D version it replaced did (to 1e-6)."""
+    from lwnas.blocks.micronet import DynamicShiftMax
+
+    paddle.seed(3)
+    b, c, g, h, w = 2, 24, 4, 5, 7
+    layer = DynamicShiftMax(c, g, reduction=4, branches=branches, init_a=(1.0, 0.5), init_b=(0.0, 0.5))
+    layer.eval()
+    x = paddle.randn([b, c, h, w])
+    pooled = x.numpy().mean(axis=(2, 3))
+    w1, b1, w2, b2 = (p.numpy() for p in layer.fc.parameters())
+    hidden = np.maximum(pooled @ w1 + b1, 0) @ w2 + b2
+    coeff = (np.clip(hidden / 6 + 0.5, 0, 1) - 0.5) * 4 + np.repeat([1.0, 0.0, 0.5, 0.5][:2 * branches], c)
+    coeff = coeff.reshape(b, 2 * branches, c, 1, 1)
+    per = c // g
+    index = [((i // per + 1) % g) * per + (i % per + 1) % per for i in range(c)]
+    shifted = x.numpy()[:, index]
+    terms = [coeff[:, 2 * j] * x.numpy() + coeff[:, 2 * j + 1] * shifted for j in range(branches)]
+    expected = np.maximum(*terms) if branches == 2 else terms[0]
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["micronet_m0", "shufflenet_v2_x0_5", "fasternet_t0", "mobileone_s0",

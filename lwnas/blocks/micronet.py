@@ -26,7 +26,10 @@ class DynamicShiftMax(nn.Layer):
     """max_j (a_j * x + b_j * shift(x)), a and b from FC(ReLU(FC(avgpool(x)))) squashed by a hard sigmoid.
 
     shift(x) rotates the `groups` channel groups by one group and each group's channels by one channel,
-    done with one reshape + roll (no gather). `branches` is J: 2 (max of two, acts like a ReLU) or 1."""
+    done with one reshape + roll (no gather). `branches` is J: 2 (max of two, acts like a ReLU) or 1.
+    The fusion runs on [batch, channels, h*w] tensors with the coefficients split in one op: Paddle Inference's
+    oneDNN backend multiplies a 4-D map by a [b, c, 1, 1] tensor sliced from a 5-D one several times slower
+    than eager Paddle (MicroNet-M1 took 72 ms against 18 ms eager; 14-27 ms this way), same arithmetic."""
 
     def __init__(self, channels, groups, reduction, branches, init_a, init_b, act_max=2.0):
         super().__init__()
@@ -43,12 +46,15 @@ class DynamicShiftMax(nn.Layer):
         b, c, h, w = x.shape
         coeff = (self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)) - 0.5) * self.scale
         coeff = coeff.reshape([b, 2 * self.branches, c, 1, 1]) + self.init
-        shifted = paddle.roll(x.reshape([b, self.groups, c // self.groups, h, w]), shifts=[-1, -1], axis=[1, 2])
-        shifted = shifted.reshape([b, c, h, w])
-        out = x * coeff[:, 0] + shifted * coeff[:, 1]
-        if self.branches == 2:
-            out = paddle.maximum(out, x * coeff[:, 2] + shifted * coeff[:, 3])
-        return out
+        a1, b1, *second = paddle.split(coeff.reshape([b, 2 * self.branches * c, 1]), 2 * self.branches, axis=1)
+        groups = x.reshape([b, self.groups, c // self.groups, h * w])
+        shifted = paddle.roll(groups, shifts=[-1, -1], axis=[1, 2]).reshape([b, c, h * w])
+        x = groups.reshape([b, c, h * w])
+        out = x * a1 + shifted * b1
+        if second:
+            a2, b2 = second
+            out = paddle.maximum(out, x * a2 + shifted * b2)
+        return out.reshape([b, c, h, w])
 
 
 def dy_shift_max_cost(t, channels, reduction, branches):
