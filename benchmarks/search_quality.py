@@ -29,6 +29,7 @@ from rank_reference import locked, write  # noqa: E402  (one results-file protoc
 
 import lwnas  # noqa: E402
 from lwnas.search import ENCODING, Search, SearchSettings  # noqa: E402
+from lwnas.storage import trained_trials  # noqa: E402
 from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def run_study(objective: str, name: str, seed: int, trials: int, data: str) -> d
     search = Search(settings)
     start = time.perf_counter()
     study = search.run()
-    trained = sorted(Search.trained_trials(study), key=lambda t: t.number)
+    trained = sorted(trained_trials(study), key=lambda t: t.number)
     return {"objective": objective, "sampler": name, "seed": seed,
             "wall_seconds": round(time.perf_counter() - start),
             "trials_stored": len(study.get_trials(deepcopy=False)), "rows_stored": rows_stored(objective, name, seed),
@@ -105,7 +106,7 @@ def remeasure(output: Path):
     for s in studies:
         storage = f"sqlite:///{RUNS}/{s['objective']}-{s['sampler']}-{s['seed']}.db"
         study = optuna.load_study(study_name=f"{s['objective']}-{s['sampler']}-{s['seed']}", storage=storage)
-        for trial in Search.trained_trials(study):
+        for trial in trained_trials(study):
             arch_hash = trial.user_attrs["arch_hash"]
             if arch_hash in done:
                 continue

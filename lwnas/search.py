@@ -13,23 +13,22 @@ import os
 import re
 import socket
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .budget import human
 from .errors import LwnasError
 from .progress import Progress
-from .storage import check_study_name, fail_stale, open_storage, redact, storage_url
+from .pruning import make_pruner, prune_now
+from .samplers import make_sampler
+from .slots import TrainingSlots, claim_architecture
+from .storage import check_study_name, fail_stale, open_storage, redact, storage_url, trained_trials
 from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 
-SAMPLERS = ("tpe", "nsga2", "random")
 # 3: a trial's params name its network, channel repairs included (2 queued repaired drafts as trials of their
 # own, which kept NSGA-II in its first generation); only shrunk drafts are queued
 ENCODING = 3
 PRESCREEN_BATCH = 64  # training images a zero-cost score sees
-PRUNE_STARTUP_TRIALS, PRUNE_WARMUP_EPOCHS = 3, 2  # epoch 1 is too noisy to prune on
-SLOT_PREFIX = "#slot"  # claims-table rows that are training slots (arch hashes are hex)
 
 
 @dataclass
@@ -80,60 +79,6 @@ def _beats(trial: dict, baseline: dict, multi: bool) -> bool:
         (top1 > baseline["top1"] or latency < baseline["latency_ms"])
 
 
-def sampler_seed(seed: int, worker: int) -> int:
-    """Worker 0 samples with --seed itself; worker k with a seed derived from (seed, k), so that workers started
-    together do not draw the same architectures."""
-    import numpy as np
-
-    return seed if worker == 0 else int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
-
-
-def make_sampler(settings: SearchSettings):
-    import optuna
-
-    name = settings.sampler
-    seed = sampler_seed(settings.seed, settings.worker)
-    if name not in SAMPLERS:
-        raise LwnasError(f"unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS)}")
-    if name == "tpe":  # multivariate/group TPE models the define-by-run space jointly (Optuna marks it experimental)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4, multivariate=True, group=True)
-    if name == "nsga2":
-        # A generation no larger than the run: with a population above --trials NSGA-II never leaves its
-        # random first generation. Its parents are completed trials only: rejected drafts never inform it.
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(8, settings.trials)))
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
-def is_trained(trial) -> bool:
-    """A completed trial that trained its architecture (studies of older lwnas versions completed repeats too)."""
-    import optuna
-
-    return trial.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in trial.user_attrs
-
-
-def prune_now(trial, epoch: int, epochs: int, top1: float | None = None, multi: bool = False) -> bool:
-    """The pruner's verdict after `epoch`, except after the last: the network is trained by then, and pruning
-    would discard a finished result. Two-objective studies prune on top-1 alone (Optuna's pruners take one
-    objective), by the same median rule."""
-    if epoch >= epochs:
-        return False
-    return below_median(trial.study, epoch, top1) if multi else trial.should_prune()
-
-
-def below_median(study, epoch: int, top1: float) -> bool:
-    """Optuna's MedianPruner rule (3 startup trials, 2 warm-up epochs) on the top-1 histories of the trained
-    trials: below their median at this epoch."""
-    import statistics
-
-    if epoch < PRUNE_WARMUP_EPOCHS:
-        return False
-    seen = [h["top1"] for t in Search.trained_trials(study) for h in t.user_attrs.get("history", [])
-            if h["epoch"] == epoch]
-    return len(seen) >= PRUNE_STARTUP_TRIALS and top1 < statistics.median(seen)
-
-
 class Duplicate(LwnasError):
     """A sample of an architecture the study already holds (trained, pruned or training elsewhere). The trial
     is failed, not completed with a copy of the original's result: samplers skip failed trials, so none of
@@ -160,7 +105,6 @@ class Search:
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
         self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
-        self._slot = None  # (training slot, trial number) held by the running trial
 
     def load_data(self):
         """The proxy's train/val sets. MAdds count with their class count from here on: the budget must admit
@@ -190,16 +134,16 @@ class Search:
         settings = self.settings
         storage = open_storage(self.url, settings.heartbeat_grace)
         directions = ["maximize", "minimize"] if settings.multi else ["maximize"]
-        pruner = optuna.pruners.NopPruner() if settings.multi else optuna.pruners.MedianPruner(
-            n_startup_trials=PRUNE_STARTUP_TRIALS, n_warmup_steps=PRUNE_WARMUP_EPOCHS)
         try:
             study = optuna.create_study(study_name=self.name, storage=storage, directions=directions,
-                                        sampler=make_sampler(settings), pruner=pruner, load_if_exists=True)
+                                        sampler=make_sampler(settings), pruner=make_pruner(settings.multi),
+                                        load_if_exists=True)
         except ValueError as err:  # e.g. an existing study with other directions
             raise LwnasError(f"study {self.name!r}: {err}") from None
         from .claims import ArchClaims
 
         self.claims = ArchClaims(storage.engine, self.name)
+        self.slots = TrainingSlots(self.claims, lambda message: self.progress.note(message), settings.heartbeat_grace)
         identity = self.identity()
         stored = study.user_attrs.get("settings")
         if stored is None:
@@ -242,7 +186,7 @@ class Search:
         skipped = self.train_set.skipped_note(self.val_set)
         if skipped:
             self.progress.note(skipped)
-        self.progress.trial_times = [t.user_attrs["train_seconds"] for t in self.trained_trials(study)
+        self.progress.trial_times = [t.user_attrs["train_seconds"] for t in trained_trials(study)
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)
         attempts = max(500, 100 * settings.trials)  # rejected drafts cost milliseconds
@@ -319,7 +263,7 @@ class Search:
     def compare_with_baselines(self, study):
         """One line per baseline: which trained trial beats it (higher top-1; with two objectives, a trial that
         dominates it on top-1 and latency), or that none does."""
-        trained = self.trained_trials(study)
+        trained = trained_trials(study)
         for name, b in sorted(study.user_attrs.get("baselines", {}).items()):
             winners = [t for t in trained if _beats(t.user_attrs, b, self.settings.multi)]
             head = f"baseline {name}: top-1 {b['top1']:.1f}%, {human(b['madds'])} MAdds, {b['latency_ms']:.2f} ms"
@@ -336,17 +280,17 @@ class Search:
         """One trial (see _trial); Ctrl-C fails it cleanly and queues its parameters for the resumed search."""
         try:
             value = self._trial(trial)
-            self._slot = None  # a completed trial keeps its slot
+            self.slots.keep()
             return value
         except KeyboardInterrupt:
-            self._give_back_slot(trial)
+            self.slots.give_back(trial)
             trial.set_user_attr("error", "interrupted (Ctrl-C); retried first when the search resumes")
             if trial.params:
                 trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             self.interrupted = True
             raise Interrupted(f"trial {trial.number} interrupted") from None
         except BaseException:
-            self._give_back_slot(trial)
+            self.slots.give_back(trial)
             raise
 
     def _trial(self, trial):
@@ -360,13 +304,13 @@ class Search:
         self._attempts += 1
         spec = self.draw(trial)
         self._prescreen(trial, spec)
-        same = self._owner(trial, spec.arch_hash)
+        same = claim_architecture(self.claims, trial, spec.arch_hash)
         if same is not None:
             self.stats["duplicates"] += 1
             trial.set_user_attr("duplicate_of", same.number)
             raise Duplicate(f"architecture {spec.arch_hash} is trial {same.number}'s")
 
-        self._reserve_slot(trial, spec.arch_hash)
+        self.slots.reserve(trial, spec.arch_hash, self.target)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process trained it
         cost = count(spec)
         trial.set_user_attr("params", cost.params)
@@ -515,92 +459,8 @@ class Search:
             time.sleep(1)
 
     @staticmethod
-    def trained_trials(study) -> list:
-        """Completed trials that trained their architecture (not reused duplicates), from every worker."""
-        import optuna
-
-        return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if is_trained(t)]
-
-    @classmethod
-    def trained(cls, study) -> int:
-        return len(cls.trained_trials(study))
-
-    def _reserve_slot(self, trial, arch_hash: str):
-        """Train only while holding one of the study's `target` training slots: rows of the claims table,
-        claimed atomically, so that concurrent workers never train more than the target however their requests
-        interleave. Completed trials keep their slot; pruned, failed and interrupted ones give it back (see
-        `objective`). A dead worker's slot is kept for the retry Optuna queues for its trial, so the retry is not
-        crowded out by later trials; a trial that finds no free slot while such a retry waits in the queue steps
-        aside, so that its worker runs the retry next. Otherwise it waits for a slot to come free."""
-        import optuna
-
-        states = optuna.trial.TrialState
-        study = trial.study
-        waited = False
-        while True:
-            trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-            done = sum(1 for t in trials.values() if is_trained(t))
-            me = trials.get(trial.number)
-            retry_of = me.system_attrs.get("failed_trial") if me else None
-            retried = {t.system_attrs["failed_trial"] for t in trials.values() if "failed_trial" in t.system_attrs}
-            if done < self.target:
-                holders = self.claims.holders(SLOT_PREFIX)
-                for k in range(self.target):
-                    owner = holders.get(f"{SLOT_PREFIX}{k}")
-                    if owner is None and self.claims.claim(f"{SLOT_PREFIX}{k}", trial.number) is None:
-                        return self._hold(trial, k)
-                    holder = trials.get(owner)
-                    free = owner is not None and (holder is None or holder.state == states.PRUNED or (
-                        holder.state == states.FAIL and (owner == retry_of or owner not in retried)))
-                    if free and self.claims.take_over(f"{SLOT_PREFIX}{k}", owner, trial.number):
-                        return self._hold(trial, k)
-            queued_retry = any(t.state == states.WAITING and "failed_trial" in t.system_attrs for t in trials.values())
-            if done >= self.target or queued_retry and retry_of is None:
-                surplus = done >= self.target
-                trial.set_user_attr("surplus" if surplus else "stepped_aside", True)
-                self.claims.release(arch_hash, trial.number)
-                if surplus:
-                    study.stop()
-                else:
-                    self.progress.note(f"trial {trial.number} steps aside for a dead worker's retried trial, which "
-                                       f"this worker runs next")
-                raise optuna.TrialPruned()
-            if not waited:
-                self.progress.note(f"trial {trial.number} waits: running trials of other workers may complete the "
-                                   f"study (a dead worker's trial is failed after {self.settings.heartbeat_grace} s "
-                                   f"without heartbeat)")
-                waited = True
-            time.sleep(1)
-            fail_stale(study)
-
-    def _hold(self, trial, slot: int):
-        self._slot = (slot, trial.number)
-        trial.set_user_attr("training", True)
-
-    def _give_back_slot(self, trial):
-        """A trial that will not complete frees its training slot for another."""
-        if self._slot is not None and self._slot[1] == trial.number:
-            self.claims.release(f"{SLOT_PREFIX}{self._slot[0]}", trial.number)
-            trial.set_user_attr("training", False)
-        self._slot = None
-
-    def _owner(self, trial, arch_hash: str):
-        """None if this trial now owns `arch_hash` (claimed in the database), else the trial that does:
-        completed, pruned or still running elsewhere. A failed owner's claim is taken over, and so is a claim
-        left by a deleted study of the same name (its owner is not a trial of this study with this hash)."""
-        import optuna
-
-        while True:
-            owner = self.claims.claim(arch_hash, trial.number)
-            if owner is None or owner == trial.number:
-                return None
-            other = next((t for t in trial.study.get_trials(deepcopy=False) if t.number == owner), None)
-            left_over = other is None or other.user_attrs.get("arch_hash") != arch_hash
-            if not left_over and other.state != optuna.trial.TrialState.FAIL:
-                return other
-            if self.claims.take_over(arch_hash, owner, trial.number):
-                return None
+    def trained(study) -> int:
+        return len(trained_trials(study))
 
     def _write_artifacts(self, folder_name: str, spec, metrics: dict):
         folder = self.run_dir / folder_name

@@ -101,3 +101,18 @@ def load_study(name: str, storage: str | None, runs_dir: str):
 
 def redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def is_trained(trial) -> bool:
+    """A completed trial that trained its architecture (studies of older lwnas versions completed repeats too)."""
+    import optuna
+
+    return trial.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in trial.user_attrs
+
+
+def trained_trials(study) -> list:
+    """Completed trials that trained their architecture, from every worker."""
+    import optuna
+
+    return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if is_trained(t)]

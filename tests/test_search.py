@@ -12,6 +12,8 @@ import pytest
 
 from lwnas.errors import LwnasError
 from lwnas.search import Search, SearchSettings
+from lwnas.slots import claim_architecture
+from lwnas.storage import trained_trials
 from lwnas.train import TrainConfig
 
 FAST = ["--epochs", "1", "--train-subset", "160", "--val-subset", "80", "--latency-runs", "3",
@@ -301,7 +303,7 @@ def test_eta_is_known_during_the_first_trial_and_from_the_study_when_resuming():
 
 
 def test_workers_sample_with_distinct_seeds():
-    from lwnas.search import make_sampler, sampler_seed
+    from lwnas.samplers import make_sampler, sampler_seed
 
     seeds = [sampler_seed(0, k) for k in range(4)]
     assert seeds[0] == 0 and len(set(seeds)) == 4 and sampler_seed(0, 2) == seeds[2]  # distinct and repeatable
@@ -314,7 +316,7 @@ def test_workers_sample_with_distinct_seeds():
 
 def test_the_last_epoch_is_never_pruned():
     """A trial far below the median is pruned after epoch 1 of 2, but not after epoch 2: it is trained by then."""
-    from lwnas.search import prune_now
+    from lwnas.pruning import prune_now
 
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(0, 0))
     for _ in range(3):
@@ -340,8 +342,8 @@ def test_a_study_created_again_under_the_same_name_does_not_trip_over_old_claims
     first, second = study.ask(), study.ask()
     for trial in (first, second):
         trial.set_user_attr("arch_hash", "0123456789ab")
-    assert search._owner(first, "0123456789ab") is None  # the old claim is taken over
-    assert search._owner(second, "0123456789ab").number == first.number  # and then holds as usual
+    assert claim_architecture(search.claims, first, "0123456789ab") is None  # the old claim is taken over
+    assert claim_architecture(search.claims, second, "0123456789ab").number == first.number  # and then holds as usual
 
 
 def test_the_budget_floor_counts_with_the_datas_classes(tmp_path):
@@ -357,7 +359,7 @@ def test_the_budget_floor_counts_with_the_datas_classes(tmp_path):
 
 
 def test_nsga2_generations_fit_the_number_of_trials():
-    from lwnas.search import make_sampler
+    from lwnas.samplers import make_sampler
 
     assert make_sampler(SearchSettings(objective="accuracy-latency", trials=6))._population_size == 6
     assert make_sampler(SearchSettings(objective="accuracy-latency", trials=50))._population_size == 8
@@ -371,7 +373,7 @@ def test_two_objective_search_end_to_end(tmp_path):
                               proxy=TrainConfig(epochs=1, batch_size=32, train_subset=64, val_subset=32))
     study = Search(settings).run()
     front = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
-    trained = Search.trained_trials(study)
+    trained = trained_trials(study)
     assert len(trained) == 3 and front
     worst = 1.1 * max(t.values[1] for t in trained)
     volume, below = 0.0, 0.0
@@ -398,22 +400,22 @@ def test_a_dead_workers_training_slot_waits_for_its_retry(tmp_path):
                                         system_attrs={"failed_trial": 0}))  # what a heartbeat retry looks like
     assert search.claims.claim("b", later.number) is None
     with pytest.raises(optuna.TrialPruned):
-        search._reserve_slot(later, "b")
+        search.slots.reserve(later, "b", search.target)
     assert later.user_attrs.get("stepped_aside")
     assert search.claims.claim("b", 99) is None  # its architecture claim was released
     retry = study.ask()  # the queued retry comes first
     assert retry.number == 3
-    search._reserve_slot(retry, "c")  # takes over the dead trial's slot at once
+    search.slots.reserve(retry, "c", search.target)  # takes over the dead trial's slot at once
     assert retry.user_attrs["training"] and search.claims.holders("#slot") == {"#slot0": 3, "#slot1": 1}
-    search._give_back_slot(retry)  # e.g. pruned
+    search.slots.give_back(retry)  # e.g. pruned
     assert search.claims.holders("#slot") == {"#slot1": 1}
     other = study.ask()
-    search._reserve_slot(other, "d")
+    search.slots.reserve(other, "d", search.target)
     assert search.claims.holders("#slot") == {"#slot0": other.number, "#slot1": 1}
 
 
 def test_two_objective_studies_prune_on_top1_by_the_median_rule():
-    from lwnas.search import prune_now
+    from lwnas.pruning import prune_now
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     for _ in range(3):
@@ -432,7 +434,7 @@ def test_prescreening_trains_the_best_scored_of_every_n_candidates(tmp_path):
                               proxy=TrainConfig(epochs=1, batch_size=32, train_subset=64, val_subset=32))
     study = Search(settings).run()
     candidates = [t for t in study.get_trials() if "prescreen_score" in t.user_attrs]
-    trained = Search.trained_trials(study)
+    trained = trained_trials(study)
     assert len(candidates) == 6 and len(trained) == 2
     for group in (candidates[:3], candidates[3:]):
         best = max(group, key=lambda t: t.user_attrs["prescreen_score"])
