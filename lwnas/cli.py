@@ -152,8 +152,10 @@ def cmd_latency(args):
     from .latency import deployable, measure
     from .train import set_device
 
-    spec = resolve(args.arch)
     set_device(args.device)
+    if args.arch == "table":
+        return latency_table(args)
+    spec = resolve(args.arch)
     model = deployable(build(spec))
     res = args.resolution or spec.resolution
     runs = [measure(model, res, args.batch_size, args.warmup, args.runs, spec.in_channels, args.engine, args.threads)
@@ -169,6 +171,29 @@ def cmd_latency(args):
     if len(runs) > 1:
         medians = [r.median_ms for r in runs]
         print(f"spread of medians across repeats: {100 * (max(medians) - min(medians)) / min(medians):.1f}%")
+    if args.table:
+        from .predictor import LatencyTable
+
+        table = LatencyTable.load(args.table)
+        print(f"{args.table} predicts {table.predict(spec, res):.3f} ms ({table.engine}, {table.threads} thread(s), "
+              f"{100 * table.coverage(spec):.0f}% of the blocks in the table)")
+
+
+def latency_table(args):
+    """`lwnas latency table --space S`: time the blocks of random networks of S on this machine."""
+    from .predictor import build_table, sample_specs
+    from .space import get_space
+
+    if not args.space:
+        raise LwnasError("latency table needs --space (e.g. --space micro)")
+    space = get_space(args.space)
+    specs = sample_specs(space, args.samples, args.seed, args.classes)
+    table = build_table(specs, args.engine, args.threads, args.batch_size, args.runs)
+    output = args.output or f"latency-{space.name}-{args.engine}.json"
+    table.save(output)
+    errors = [abs(table.scale * a + table.overhead - b) / b for a, b in table.networks]
+    print(f"wrote {output}: {len(table.blocks)} blocks of {len(specs)} networks; network = {table.scale:.3f} x sum of "
+          f"blocks + {table.overhead:.2f} ms (on these networks: mean error {100 * sum(errors) / len(errors):.1f}%)")
 
 
 def cmd_train(args):
@@ -233,6 +258,16 @@ def cmd_export(args):
 
     path = export(Path(args.checkpoint), Path(args.output), args.format, args.resolution)
     print(f"exported to {path}")
+
+
+def _latency_engine(text: str) -> str:
+    from pathlib import Path
+
+    if text in ("eager", "inference") or text.startswith("predict:") and Path(text[8:]).is_file():
+        return text
+    if text.startswith("predict:"):
+        raise argparse.ArgumentTypeError(f"no latency table at {text[8:]!r} (build one with `lwnas latency table`)")
+    raise argparse.ArgumentTypeError(f"expected eager, inference or predict:TABLE, got {text!r}")
 
 
 def _positive_int(text: str) -> int:
@@ -318,9 +353,10 @@ def make_parser() -> argparse.ArgumentParser:
     _add_amp_options(p)
     p.add_argument("--latency-runs", type=_positive_int, default=30, help="timed runs per latency measurement")
     p.add_argument("--latency-threads", type=_positive_int, default=1, help="CPU math threads when timing (default 1)")
-    p.add_argument("--latency-engine", choices=("eager", "inference"), default="eager",
-                   help="time each trial's network as a dynamic graph (default) or in a Paddle Inference predictor, "
-                        "as deployed")
+    p.add_argument("--latency-engine", type=_latency_engine, default="eager",
+                   help="eager: time each trial's network as a dynamic graph (default); inference: in a Paddle "
+                        "Inference predictor, as deployed; predict:TABLE: predict it from a latency table built on "
+                        "the target device (`lwnas latency table`), and time the final front for real")
     p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) unreadable images")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="worker processes on this machine sharing the study (one GPU each with --device gpu)")
@@ -348,8 +384,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("latency", help="measure inference latency (median and IQR)")
-    p.add_argument("arch", help="config name or path to a spec YAML")
+    p = sub.add_parser("latency", help="measure inference latency (median and IQR), or build a latency table")
+    p.add_argument("arch", help="config name or path to a spec YAML; `table` builds a latency table of --space")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=_positive_int, default=1)
     p.add_argument("--resolution", type=_positive_int)
@@ -359,6 +395,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=1, help="CPU math threads (default 1)")
     p.add_argument("--engine", choices=("eager", "inference"), default="eager",
                    help="time the dynamic-graph model, or an exported model in a Paddle Inference predictor")
+    p.add_argument("--table", help="also print the latency this table (from `lwnas latency table`) predicts")
+    p.add_argument("--space", help="latency table: the search space whose blocks it times")
+    p.add_argument("--samples", type=_positive_int, default=40,
+                   help="latency table: random networks of the space whose blocks are timed (default 40)")
+    p.add_argument("--classes", type=_positive_int, default=1000, help="latency table: classes of the head")
+    p.add_argument("--seed", type=int, default=0, help="latency table: picks the random networks")
+    p.add_argument("--output", help="latency table: where to write it (default latency-SPACE-ENGINE.json)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_latency)
 

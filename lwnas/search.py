@@ -13,16 +13,17 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .budget import human
 from .errors import LwnasError
 from .progress import Progress
+from .predictor import LatencyTable
 from .pruning import make_pruner, prune_now
 from .samplers import make_sampler
 from .slots import TrainingSlots, claim_architecture
-from .storage import check_study_name, fail_stale, open_storage, redact, storage_url, trained_trials
+from .storage import check_study_name, fail_stale, is_trained, open_storage, redact, storage_url, trained_trials
 from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
 
 # 3: a trial's params name its network, channel repairs included (2 queued repaired drafts as trials of their
@@ -105,6 +106,8 @@ class Search:
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
         self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
+        engine = settings.latency_engine
+        self.table = LatencyTable.load(engine.partition(":")[2]) if engine.startswith("predict:") else None
 
     def load_data(self):
         """The proxy's train/val sets. MAdds count with their class count from here on: the budget must admit
@@ -161,11 +164,17 @@ class Search:
         from .space import space_path
 
         s = self.settings
-        return {"space": s.space, "space_file_sha256": hashlib.sha256(space_path(s.space).read_bytes()).hexdigest(),
+        identity = {"space": s.space, "space_file_sha256": hashlib.sha256(space_path(s.space).read_bytes()).hexdigest(),
                 "budget": s.budget, "data": s.data, "objective": s.objective, "proxy": s.proxy.to_dict(),
                 "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": s.sampler,
                 "latency_engine": s.latency_engine, "latency_threads": s.latency_threads,
                 "latency_batch": s.latency_batch, "encoding": ENCODING}
+        if self.table is not None:  # the table's content, not its path (workers on other machines copy it)
+            table = asdict(self.table)
+            identity.update(latency_engine="predict", latency_threads=table.pop("threads"),
+                            latency_batch=table.pop("batch_size"),
+                            latency_table_sha256=hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest())
+        return identity
 
     def run(self, progress: Progress | None = None):
         import optuna
@@ -215,6 +224,8 @@ class Search:
                            f"over budget, {s['prescreened']} candidates prescreened, {s['pruned']} pruned, "
                            f"{s['failed']} failed")
         self.compare_with_baselines(study)
+        if self.table is not None:
+            self.measure_front(study)
         return study
 
     # ---- baselines ------------------------------------------------------------------------
@@ -232,7 +243,6 @@ class Search:
     def _train_baseline(self, name: str, spec):
         from .build import build
         from .cost import count
-        from .latency import deployable, measure
 
         settings, progress, res = self.settings, self.progress, self.space.resolution
         cost = count(spec, res)
@@ -251,8 +261,7 @@ class Search:
         except TrainingDiverged as err:
             progress.finish(f"failed: {err} (not recorded; it is retried on the next run)", trained=False)
             return None
-        latency = measure(deployable(model), res, settings.latency_batch, runs=settings.latency_runs,
-                          engine=settings.latency_engine, threads=settings.latency_threads)
+        latency = self.latency(model, spec, res)
         result = {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
                   "top1": history[-1].top1, "latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms,
                   "history": [h.__dict__ for h in history]}
@@ -298,7 +307,6 @@ class Search:
 
         from .build import build
         from .cost import count
-        from .latency import deployable, measure
 
         settings = self.settings
         self._attempts += 1
@@ -349,8 +357,7 @@ class Search:
             progress.finish(f"failed: {err}", trained=False)
             raise
         trial.set_user_attr("train_seconds", round(time.time() - start, 2))
-        latency = measure(deployable(model), spec.resolution, settings.latency_batch, runs=settings.latency_runs,
-                          engine=settings.latency_engine, threads=settings.latency_threads)
+        latency = self.latency(model, spec, spec.resolution)
         top1 = history[-1].top1
         trial.set_user_attr("top1", top1)
         trial.set_user_attr("latency_ms", latency.median_ms)
@@ -362,6 +369,41 @@ class Search:
         progress.finish(f"top-1 {top1:.1f}%, latency {latency.median_ms:.2f} ms "
                         f"(IQR {latency.iqr_ms:.2f})", trained=True)
         return (top1, latency.median_ms) if settings.multi else top1
+
+    def latency(self, model, spec, resolution: int):
+        """The network's latency as this study measures it: timed here, or predicted by a latency table."""
+        from .latency import Latency, deployable, measure
+
+        s, table = self.settings, self.table
+        if table is None:
+            return measure(deployable(model), resolution, s.latency_batch, runs=s.latency_runs,
+                           engine=s.latency_engine, threads=s.latency_threads)
+        return Latency(table.predict(spec, resolution), 0.0, 0, table.batch_size, resolution,
+                       f"{table.device}/{table.engine} (predicted)", table.threads)
+
+    def measure_front(self, study):
+        """Predicted latencies are a model's: time the Pareto front (with one objective, the best trial) for real,
+        with the table's engine and threads, and keep both (study attribute `front_latency_measured`)."""
+        from .build import build
+        from .latency import deployable, measure
+        from .spec import ArchSpec
+
+        table = self.table
+        trained = trained_trials(study)
+        front = [t for t in study.best_trials if is_trained(t)] if self.settings.multi else \
+            sorted(trained, key=lambda t: -t.user_attrs["top1"])[:1]
+        measured = dict(study.user_attrs.get("front_latency_measured", {}))
+        for trial in front:
+            spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
+            if str(trial.number) not in measured:
+                measured[str(trial.number)] = measure(deployable(build(spec)), spec.resolution, table.batch_size,
+                                                      runs=self.settings.latency_runs, engine=table.engine,
+                                                      threads=table.threads).median_ms
+            ms = measured[str(trial.number)]
+            predicted = trial.user_attrs["latency_ms"]
+            self.progress.note(f"trial {trial.number}: latency predicted {predicted:.2f} ms, measured {ms:.2f} ms "
+                               f"({table.engine}, {table.threads} thread(s); {100 * (predicted / ms - 1):+.0f}%)")
+        study.set_user_attr("front_latency_measured", measured)
 
     def draw(self, trial):
         """The trial's network, which its parameters name (`space.spec_from_params`); a draft over the budget,
