@@ -221,6 +221,7 @@ def cmd_train(args):
     output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
     set_device(args.device)
     _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images,
+                           from_disk=args.from_disk,
                            epochs=args.epochs if args.resume else None)
     print(f"done: best top-1 {max(h.top1 for h in history):.2f}%; checkpoints and logs in {output}")
 
@@ -426,6 +427,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="storage of STUDY:TRIAL (default sqlite:///RUNS_DIR/lwnas.db)")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--skip-bad-images", action="store_true")
+    p.add_argument("--from-disk", action=argparse.BooleanOptionalAction, default=None,
+                   help="read and decode folder/list images per batch in the loader workers instead of decoding the "
+                        "set into memory first (default: only above 2 GiB of decoded pixels)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 of a trained checkpoint on a data set's validation split")

@@ -1,4 +1,5 @@
-"""Image data sets for proxy training and retraining, decoded once into memory.
+"""Image data sets for proxy training and retraining: decoded once into memory when small, streamed from disk
+when large.
 
 Formats read (nothing is ever downloaded):
 - `synthetic`: a learnable built-in set (oriented colour gratings, one orientation and tint per class)
@@ -7,15 +8,18 @@ Formats read (nothing is ever downloaded):
 - an ImageFolder tree (`ROOT/train/<class>/*.jpg` and `ROOT/val/<class>/*.jpg`);
 - a PaddleClas list layout (`ROOT/train_list.txt` and `ROOT/val_list.txt`, lines `relative/path.jpg label`).
 
-Images are decoded and resized once (short side to resolution/0.875, centre-cropped square) and kept
-as uint8 arrays; augmentation then runs on those arrays in the DataLoader's workers.
+Small folders and lists are decoded and resized once (short side to resolution/0.875, centre-cropped square)
+and kept as uint8 arrays. Above STREAM_ABOVE_BYTES of decoded pixels (or with stream=True) only the file list is
+kept, and each image is read, decoded and augmented when its batch is drawn, in the DataLoader's workers, so
+memory does not grow with the set. Either way augmentation runs per item, seeded by (seed, epoch, index).
 """
 from __future__ import annotations
 
 import io
 import pickle
+import sys
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ from .errors import LwnasError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+STREAM_ABOVE_BYTES = 2 * 1024 ** 3  # decoded size of a folder or list set above which it is streamed from disk
 
 
 def stored_side(resolution: int) -> int:
@@ -34,15 +39,36 @@ def stored_side(resolution: int) -> int:
 
 @dataclass
 class ImageSet:
-    """Decoded images (N, H, W, 3 uint8), integer labels and class names."""
+    """Images with integer labels and class names: decoded (N, H, W, 3 uint8) in `images`, or streamed from
+    `paths` (images None), each file decoded when it is drawn."""
 
-    images: np.ndarray
+    images: np.ndarray | None
     labels: np.ndarray
     classes: list[str]
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with --skip-bad-images)
+    paths: list[str] | None = None  # the files of a streamed set
 
     def __len__(self):
         return len(self.labels)
+
+    @property
+    def streamed(self) -> bool:
+        return self.images is None
+
+    def image(self, index: int) -> np.ndarray:
+        """Image `index` as (H, W, 3) uint8: stored, or read from its file at full size. Streamed files passed a
+        header check when the set was listed; one that still fails to decode (truncated data) is replaced by the
+        next readable image with a warning, since an error raised inside a DataLoader worker hangs or garbles
+        the loader instead of reaching the user."""
+        if not self.streamed:
+            return self.images[index]
+        for step in range(len(self)):
+            path = self.paths[(index + step) % len(self)]
+            try:
+                return _read(path)
+            except LwnasError as err:
+                print(f"lwnas: warning: {err}; the next image is used in its place", file=sys.stderr)
+        raise LwnasError("no readable images in the data set")
 
     def skipped_note(self, other: "ImageSet") -> str:
         """One line on the images --skip-bad-images left out of this split and `other`, or '' if none."""
@@ -56,7 +82,9 @@ class ImageSet:
         if n is None or n >= len(self):
             return self
         keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
-        return ImageSet(self.images[keep], self.labels[keep], self.classes, self.skipped)
+        if self.streamed:
+            return replace(self, labels=self.labels[keep], paths=[self.paths[i] for i in keep])
+        return replace(self, images=self.images[keep], labels=self.labels[keep])
 
 
 def describe_formats() -> str:
@@ -65,8 +93,10 @@ def describe_formats() -> str:
 
 
 def load(source: str, split: str, resolution: int, *, skip_bad: bool = False, seed: int = 0,
-         synthetic_size: int | None = None) -> ImageSet:
-    """The `split` ('train' or 'val') of a data set named by `source`; see the module docstring."""
+         synthetic_size: int | None = None, stream: bool | None = None) -> ImageSet:
+    """The `split` ('train' or 'val') of a data set named by `source`; see the module docstring. Folders and
+    lists are streamed when `stream` is True, or when None and they would decode to more than
+    STREAM_ABOVE_BYTES."""
     if split not in ("train", "val"):
         raise ValueError(split)
     if source == "synthetic":
@@ -78,9 +108,9 @@ def load(source: str, split: str, resolution: int, *, skip_bad: bool = False, se
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
         return cifar_tarball(path, split)
     if path.is_dir() and (path / f"{split}_list.txt").is_file():
-        return list_file(path, path / f"{split}_list.txt", resolution, skip_bad)
+        return list_file(path, path / f"{split}_list.txt", resolution, skip_bad, stream)
     if path.is_dir() and (path / split).is_dir():
-        return image_folder(path / split, resolution, skip_bad)
+        return image_folder(path / split, resolution, skip_bad, stream)
     raise LwnasError(f"{source}: no {split} split found; expected {describe_formats()}")
 
 
@@ -138,7 +168,7 @@ def _unpickle(tar, member, path):
         raise LwnasError(f"{path}: cannot read {member.name} ({type(err).__name__})") from None
 
 
-def image_folder(root: Path, resolution: int, skip_bad: bool) -> ImageSet:
+def image_folder(root: Path, resolution: int, skip_bad: bool, stream: bool | None = None) -> ImageSet:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
         raise LwnasError(f"{root}: no class folders (expected {root}/<class>/<image>)")
@@ -148,10 +178,10 @@ def image_folder(root: Path, resolution: int, skip_bad: bool) -> ImageSet:
         if not found:
             raise LwnasError(f"{root / name}: class folder has no images ({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
         files += [(p, label) for p in found]
-    return _decode(files, classes, resolution, skip_bad)
+    return _files(files, classes, resolution, skip_bad, stream)
 
 
-def list_file(root: Path, listing: Path, resolution: int, skip_bad: bool) -> ImageSet:
+def list_file(root: Path, listing: Path, resolution: int, skip_bad: bool, stream: bool | None = None) -> ImageSet:
     files = []
     for number, line in enumerate(listing.read_text().splitlines(), 1):
         if not line.strip():
@@ -170,7 +200,28 @@ def list_file(root: Path, listing: Path, resolution: int, skip_bad: bool) -> Ima
             index, _, name = line.partition(" ")
             if index.isdigit() and int(index) < n_classes and name.strip():
                 classes[int(index)] = name.strip()
-    return _decode(files, classes, resolution, skip_bad)
+    return _files(files, classes, resolution, skip_bad, stream)
+
+
+def _files(files, classes, resolution: int, skip_bad: bool, stream: bool | None) -> ImageSet:
+    """Decoded into memory, or (large sets, or stream=True) kept as a file list that is read per batch."""
+    if stream is None:
+        stream = len(files) * stored_side(resolution) ** 2 * 3 > STREAM_ABOVE_BYTES
+    if not stream:
+        return _decode(files, classes, resolution, skip_bad)
+    kept, skipped = [], []
+    for path, label in files:  # headers only: what decoding would reject at once, reported now, not mid-epoch
+        try:
+            _probe(path)
+            kept.append((path, label))
+        except LwnasError:
+            if not skip_bad:
+                raise
+            skipped.append(str(path))
+    if not kept:
+        raise LwnasError("no readable images in the data set")
+    return ImageSet(None, np.asarray([label for _, label in kept], dtype=np.int64), classes, skipped,
+                    paths=[str(path) for path, _ in kept])
 
 
 def _decode(files, classes, resolution: int, skip_bad: bool) -> ImageSet:
@@ -180,19 +231,38 @@ def _decode(files, classes, resolution: int, skip_bad: bool) -> ImageSet:
     images, labels, skipped = [], [], []
     for path, label in files:
         try:
-            with Image.open(path) as img:
-                images.append(_square(img.convert("RGB"), side))
-        except (OSError, ValueError) as err:
+            images.append(_square(Image.fromarray(_read(path)), side))
+        except LwnasError:
             if not skip_bad:
-                problem = "image file not found" if isinstance(err, FileNotFoundError) else \
-                    f"unreadable image ({err.__class__.__name__})"
-                raise LwnasError(f"{path}: {problem}; fix or remove it, or pass --skip-bad-images") from None
+                raise
             skipped.append(str(path))
             continue
         labels.append(label)
     if not images:
         raise LwnasError("no readable images in the data set")
     return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), classes, skipped)
+
+
+def _read(path) -> np.ndarray:
+    """One image file as (H, W, 3) uint8 RGB; LwnasError naming the file if it cannot be read."""
+    return _open(path, lambda img: np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def _probe(path):
+    """The file's header parses as an image (no pixels decoded); LwnasError naming the file if not."""
+    return _open(path, lambda img: img.size)
+
+
+def _open(path, use):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return use(img)
+    except (OSError, ValueError) as err:
+        problem = "image file not found" if isinstance(err, FileNotFoundError) else \
+            f"unreadable image ({err.__class__.__name__})"
+        raise LwnasError(f"{path}: {problem}; fix or remove it, or pass --skip-bad-images") from None
 
 
 def _square(img, side: int) -> np.ndarray:
@@ -221,9 +291,13 @@ class Augmented:
         return len(self.data)
 
     def __getitem__(self, index):
-        img = self.data.images[index]
+        img = self.data.image(index)
         res = self.resolution
         rng = np.random.default_rng((self.seed, self.epoch, index)) if self.train else None
+        if self.data.streamed and not self.train:  # as the decoded sets are stored: short side to res/0.875
+            from PIL import Image
+
+            img = _square(Image.fromarray(img), stored_side(res))
         if img.shape[0] != res or img.shape[1] != res:
             img = self._crop(img, rng)
         elif self.train:

@@ -67,7 +67,7 @@ def _visualdl(folder: Path):
 
 
 def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resume: bool = False,
-              skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None):
+              skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None, from_disk: bool | None = None):
     """Train `spec` into the run folder `output`, or continue the run there (`resume`) with its stored settings;
     `epochs` (--epochs given with --resume) may extend it, a finished run included: the cosine schedule then
     stretches to the new length."""
@@ -94,7 +94,7 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
     if warmup_epochs(config) < config.warmup_epochs:
         stream.write(f"warm-up shortened from {config.warmup_epochs:g} to {warmup_epochs(config):g} epochs, a "
                      f"quarter of this {config.epochs}-epoch run\n")
-    train_set, val_set = load_data(data, config, skip_bad)
+    train_set, val_set = load_data(data, config, skip_bad, from_disk)
     skipped = train_set.skipped_note(val_set)
     if skipped:
         stream.write(skipped + "\n")

@@ -220,11 +220,12 @@ def distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def load_data(source: str, config: TrainConfig, skip_bad: bool = False):
-    """(train, val) ImageSets of `source` at the config's resolution, cut to its subset sizes."""
+def load_data(source: str, config: TrainConfig, skip_bad: bool = False, from_disk: bool | None = None):
+    """(train, val) ImageSets of `source` at the config's resolution, cut to its subset sizes; folder and list
+    sets streamed from disk when `from_disk`, or when None and too large to decode into memory."""
     from . import data
 
-    splits = [data.load(source, split, config.resolution, skip_bad=skip_bad, seed=config.seed)
+    splits = [data.load(source, split, config.resolution, skip_bad=skip_bad, seed=config.seed, stream=from_disk)
               for split in ("train", "val")]
     return splits[0].subset(config.train_subset, config.seed), splits[1].subset(config.val_subset, config.seed)
 

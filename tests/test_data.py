@@ -128,3 +128,64 @@ def test_augmentation_depends_on_seed_and_epoch_only():
     assert np.array_equal(first, view[2][0])
     view.epoch = 1
     assert not np.array_equal(first, view[2][0])
+
+
+def _varied_set(root, layout, per_class=6):
+    """Images of several sizes in three classes, as an ImageFolder tree or a PaddleClas list set."""
+    classes = ("cat", "dog", "fox")
+    for split in ("train", "val"):
+        lines = []
+        for label, name in enumerate(classes):
+            for i in range(per_class):
+                relative = f"{split}/{name}/{i}.jpg"
+                _image(root / relative, (80 * label, 20 * i, 90), size=(40 + 9 * i, 30 + 5 * label))
+                lines.append(f"{relative} {label}")
+        if layout == "list":
+            (root / f"{split}_list.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("layout", ["folder", "list"])
+def test_streamed_sets_train_in_the_in_memory_order(tmp_path, layout):
+    """The same images read per batch from disk: same labels in the same seeded order as the decoded set,
+    batches of the target size, and the same validation images (short side to res/0.875, centre crop)."""
+    from lwnas.train import TrainConfig, load_data, loaders
+
+    root = _varied_set(tmp_path, layout)
+    config = TrainConfig(batch_size=8, resolution=24, seed=3)
+    memory, disk = load_data(str(root), config), load_data(str(root), config, from_disk=True)
+    assert not memory[0].streamed and disk[0].streamed and disk[0].images is None
+    assert memory[0].labels.tolist() == disk[0].labels.tolist()
+    (_, _, train_a, val_a), (_, _, train_b, val_b) = loaders(*memory, config), loaders(*disk, config)
+    (_, labels_a), (images_b, labels_b) = next(iter(train_a)), next(iter(train_b))
+    assert labels_a.tolist() == labels_b.tolist() and images_b.shape == [8, 3, 24, 24]
+    (val_images_a, _), (val_images_b, _) = next(iter(val_a)), next(iter(val_b))
+    np.testing.assert_allclose(val_images_a.numpy(), val_images_b.numpy(), atol=1e-5)
+    subset = disk[0].subset(5, seed=0)
+    assert subset.streamed and len(subset.paths) == len(subset.labels) == 5
+
+
+def test_a_corrupt_image_in_a_streamed_set_is_named_or_skipped(tmp_path):
+    root = _varied_set(tmp_path, "folder", per_class=2)
+    (root / "train" / "dog" / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(LwnasError, match=r"bad.jpg: unreadable image.*--skip-bad-images"):
+        data.load(str(root), "train", 24, stream=True)
+    kept = data.load(str(root), "train", 24, stream=True, skip_bad=True)
+    assert len(kept) == 6 and kept.skipped == [str(root / "train" / "dog" / "bad.jpg")]
+
+
+def test_an_image_that_fails_to_decode_mid_epoch_is_replaced_with_a_warning(tmp_path, capfd):
+    """A header that parses over truncated pixel data is found only when decoded, inside a loader worker: the
+    batch keeps its size with the next image in its place, and the file is named on stderr."""
+    from lwnas.train import TrainConfig, loaders
+
+    root = _varied_set(tmp_path, "folder", per_class=2)
+    broken = root / "train" / "cat" / "0.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(broken, quality=95)
+    broken.write_bytes(broken.read_bytes()[:len(broken.read_bytes()) // 2])
+    config = TrainConfig(batch_size=6, resolution=24)
+    train_set = data.load(str(root), "train", 24, stream=True)
+    _, _, loader, _ = loaders(train_set, train_set, config)
+    assert [labels.shape[0] for _, labels in loader] == [6]
+    assert "0.jpg: unreadable image" in capfd.readouterr().err

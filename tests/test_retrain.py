@@ -40,12 +40,28 @@ def weights(folder):
     return state["epoch"], {k: np.asarray(v) for k, v in state["model"].items()}
 
 
-def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, arch):
-    straight = run("train", "--arch", arch, "--output", "straight", *ARGS, cwd=tmp_path)
+def _image_folder(root, images=640):
+    """An ImageFolder tree of small images of varied sizes in four classes."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", images), ("val", 64)):
+        for i in range(count):
+            label = i % 4
+            path = root / split / f"c{label}" / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.clip(rng.normal(60 * label, 30, (30 + i % 7, 36 + i % 5, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(path)
+    return root
+
+
+@pytest.mark.parametrize("source", ["synthetic", "streamed folder"])
+def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, arch, source):
+    data = ["--data", "synthetic"] if source == "synthetic" else \
+        ["--data", str(_image_folder(tmp_path / "images")), "--from-disk", "--resolution", "32"]
+    straight = run("train", "--arch", arch, "--output", "straight", *ARGS, *data, cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr
 
     worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", "train", "--arch", arch, "--output", "killed",
-                               *ARGS], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               *ARGS, *data], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (tmp_path / "killed" / checkpoint.LAST).exists() and time.time() < deadline:
         assert worker.poll() is None
@@ -55,9 +71,9 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, arch):
     epoch, _ = weights(tmp_path / "killed")
     assert epoch < 3
 
-    again = run("train", "--arch", arch, "--output", "killed", *ARGS, cwd=tmp_path)
+    again = run("train", "--arch", arch, "--output", "killed", *ARGS, *data, cwd=tmp_path)
     assert again.returncode == 2 and "--resume" in again.stderr  # never overwrites a run silently
-    resumed = run("train", "--arch", arch, "--output", "killed", "--resume", *ARGS, cwd=tmp_path)
+    resumed = run("train", "--arch", arch, "--output", "killed", "--resume", *ARGS, *data, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming killed after epoch {epoch}" in resumed.stdout
     final_epoch, a = weights(tmp_path / "straight")

@@ -361,8 +361,10 @@ def test_the_budget_floor_counts_with_the_datas_classes(tmp_path):
 def test_nsga2_generations_fit_the_number_of_trials():
     from lwnas.samplers import make_sampler
 
-    assert make_sampler(SearchSettings(objective="accuracy-latency", trials=6))._population_size == 6
-    assert make_sampler(SearchSettings(objective="accuracy-latency", trials=50))._population_size == 8
+    for trials, population in ((6, 6), (50, 8)):
+        settings = SearchSettings(objective="accuracy-latency", sampler="nsga2", trials=trials)
+        assert make_sampler(settings)._population_size == population
+    assert isinstance(make_sampler(SearchSettings(objective="accuracy-latency")), optuna.samplers.TPESampler)
 
 
 def test_two_objective_search_end_to_end(tmp_path):
