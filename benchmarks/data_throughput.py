@@ -3,8 +3,8 @@
 
 It writes a generated JPEG ImageFolder (256-500 px, 10 classes) into a temporary folder, then times each
 (pipeline, loader workers, set size) in a fresh process: the loader alone, batch 64, over --batches batches,
-with peak memory as the main process's maximum resident set plus its largest worker's. The set sizes show whether memory grows
-with the data set (it must not, for the streamed path).
+with peak memory as the main process's maximum resident set plus its largest worker's. The set sizes show
+whether memory grows with the data set (it must not, for the streamed path).
 
     python benchmarks/data_throughput.py [--images 5000 20000] [--workers 0 1 2] [--batches 20]
 """
