@@ -264,11 +264,11 @@ def cmd_export(args):
 def _latency_engine(text: str) -> str:
     from pathlib import Path
 
-    if text in ("eager", "inference") or text.startswith("predict:") and Path(text[8:]).is_file():
+    if text in ("eager", "inference", "onnxruntime") or text.startswith("predict:") and Path(text[8:]).is_file():
         return text
     if text.startswith("predict:"):
         raise argparse.ArgumentTypeError(f"no latency table at {text[8:]!r} (build one with `lwnas latency table`)")
-    raise argparse.ArgumentTypeError(f"expected eager, inference or predict:TABLE, got {text!r}")
+    raise argparse.ArgumentTypeError(f"expected eager, inference, onnxruntime or predict:TABLE, got {text!r}")
 
 
 def _positive_int(text: str) -> int:
@@ -356,8 +356,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-threads", type=_positive_int, default=1, help="CPU math threads when timing (default 1)")
     p.add_argument("--latency-engine", type=_latency_engine, default="eager",
                    help="eager: time each trial's network as a dynamic graph (default); inference: in a Paddle "
-                        "Inference predictor, as deployed; predict:TABLE: predict it from a latency table built on "
-                        "the target device (`lwnas latency table`), and time the final front for real")
+                        "Inference predictor, as deployed; onnxruntime: its ONNX export in ONNX Runtime; "
+                        "predict:TABLE: predict it from a latency table built on the target device (`lwnas latency "
+                        "table`), and time the final front for real")
     p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) unreadable images")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="worker processes on this machine sharing the study (one GPU each with --device gpu)")
@@ -394,8 +395,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=50)
     p.add_argument("--repeat", type=_positive_int, default=1, help="repeat the measurement to see its spread")
     p.add_argument("--threads", type=_positive_int, default=1, help="CPU math threads (default 1)")
-    p.add_argument("--engine", choices=("eager", "inference"), default="eager",
-                   help="time the dynamic-graph model, or an exported model in a Paddle Inference predictor")
+    p.add_argument("--engine", choices=("eager", "inference", "onnxruntime"), default="eager",
+                   help="time the dynamic-graph model, an exported model in a Paddle Inference predictor, or an "
+                        "ONNX export in ONNX Runtime (the onnx extra)")
     p.add_argument("--table", help="also print the latency this table (from `lwnas latency table`) predicts")
     p.add_argument("--space", help="latency table: the search space whose blocks it times")
     p.add_argument("--samples", type=_positive_int, default=40,

@@ -44,7 +44,8 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
     `threads` CPU math threads.
 
     engine 'eager' times the dynamic-graph model; 'inference' exports it (paddle.jit.save) and times a
-    Paddle Inference predictor, which is what a deployment runs."""
+    Paddle Inference predictor, which is what a deployment runs; 'onnxruntime' exports it to ONNX and times an
+    ONNX Runtime session on the CPU, as many edge deployments run it."""
     import paddle
 
     device = paddle.device.get_device()
@@ -53,6 +54,8 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
     shape = [batch_size, in_channels, resolution, resolution]
     if engine == "inference":
         run = _predictor(model, shape, device, threads)
+    elif engine == "onnxruntime":
+        run = _onnx_session(model, shape, device, threads)
     elif engine == "eager":
         x = paddle.randn(shape)
 
@@ -97,3 +100,35 @@ def _predictor(model, shape, device, threads):
     predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(
         np.random.default_rng(0).standard_normal(shape).astype("float32"))
     return predictor.run
+
+
+def _onnx_session(model, shape, device, threads):
+    """Export to ONNX in a temporary folder (removed once the session has loaded it) and return a callable
+    running one ONNX Runtime inference on the CPU."""
+    import os
+    import tempfile
+
+    import paddle
+
+    from .blocks.common import portable_shuffle
+    from .errors import LwnasError
+    from .quiet import third_party_output
+
+    if device.startswith("gpu"):
+        raise LwnasError("the onnxruntime engine times on the CPU; use --device cpu")
+    try:
+        import onnxruntime
+        import paddle2onnx  # noqa: F401  (paddle.onnx.export's backend)
+    except ImportError:
+        raise LwnasError("the onnxruntime engine needs onnxruntime and paddle2onnx: pip install onnxruntime "
+                         "paddle2onnx (from an lwnas checkout: pip install -e '.[onnx]')") from None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    with tempfile.TemporaryDirectory(prefix="lwnas-latency-") as folder:
+        with portable_shuffle(), third_party_output():
+            paddle.onnx.export(model, os.path.join(folder, "model"),
+                               input_spec=[paddle.static.InputSpec(shape, "float32", "x")], opset_version=13)
+        session = onnxruntime.InferenceSession(os.path.join(folder, "model.onnx"), options,
+                                               providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape).astype("float32")}
+    return lambda: session.run(None, feed)
