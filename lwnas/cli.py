@@ -216,7 +216,15 @@ def cmd_train(args):
                  "optimizer": args.optimizer, "workers": args.loader_workers, "seed": args.seed,
                  "train_subset": args.train_subset, "val_subset": args.val_subset, "amp": args.amp,
                  "amp_dtype": args.amp_dtype}
-    settings = {**defaults, **data, **{k: v for k, v in overrides.items() if v is not None}}
+    recipe = {}
+    if args.recipe:
+        from .recipes import RECIPES, recipe_settings
+
+        recipe = recipe_settings(args.recipe, spec.name, args.batch_size, args.lr)
+        scaled = f" (lr scaled to --batch-size {args.batch_size})" if args.batch_size and args.lr is None else ""
+        print(f"recipe {args.recipe} ({RECIPES[args.recipe].source}): " +
+              ", ".join(f"{k} {v}" for k, v in recipe.items()) + scaled)
+    settings = {**defaults, **recipe, **data, **{k: v for k, v in overrides.items() if v is not None}}
     config = TrainConfig.from_dict(_with_amp_default(settings, args.device), args.config or "training settings")
     output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
     set_device(args.device)
@@ -414,6 +422,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="run folder (default RUNS_DIR/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--config", help="YAML file with a 'train:' section of training settings")
+    p.add_argument("--recipe", help="a paper's training recipe (micronet); --config and flags override it, and "
+                                    "--batch-size alone scales its learning rate")
     p.add_argument("--epochs", type=_positive_int, help="default 100")
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--resolution", type=_positive_int,

@@ -283,8 +283,8 @@ class Augmented:
     resized crop. Returns normalized CHW float32 and the label.
     """
 
-    def __init__(self, data: ImageSet, resolution: int, train: bool, seed: int = 0):
-        self.data, self.resolution, self.train = data, resolution, train
+    def __init__(self, data: ImageSet, resolution: int, train: bool, seed: int = 0, crop_scale: float = 0.25):
+        self.data, self.resolution, self.train, self.crop_scale = data, resolution, train, crop_scale
         self.seed, self.epoch = seed, 0  # augmentation draws depend only on (seed, epoch, index)
 
     def __len__(self):
@@ -317,8 +317,8 @@ class Augmented:
         res = self.resolution
         if rng is None:  # centre crop of res/0.875, resized to res
             side = min(h, w, stored_side(res))
-        else:  # random resized crop: 25-100% of the area, aspect 3/4-4/3
-            area = h * w * rng.uniform(0.25, 1.0)
+        else:  # random resized crop: crop_scale to 100% of the area, aspect 3/4-4/3
+            area = h * w * rng.uniform(self.crop_scale, 1.0)
             aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
             side_w = int(min(w, round(np.sqrt(area * aspect))))
             side_h = int(min(h, round(np.sqrt(area / aspect))))

@@ -149,6 +149,8 @@ class Search:
         self.slots = TrainingSlots(self.claims, lambda message: self.progress.note(message), settings.heartbeat_grace)
         identity = self.identity()
         stored = study.user_attrs.get("settings")
+        if stored is not None and "proxy" in stored:  # a proxy setting added since, at its default, changes nothing
+            stored = {**stored, "proxy": {**TrainConfig().to_dict(), **stored["proxy"]}}
         if stored is None:
             study.set_user_attr("settings", identity)
         elif stored != identity:

@@ -51,6 +51,8 @@ class TrainConfig:
     bn_recalibration: int = 16  # training batches that re-estimate batch-norm statistics before each evaluation
     amp: bool = False  # automatic mixed precision, autocast level O1 (the command line turns it on for GPUs)
     amp_dtype: str = "float16"  # float16 (with dynamic loss scaling) or bfloat16
+    crop_scale: float = 0.25  # smallest area share of a random resized crop (torchvision's default is 0.08)
+    decay_norm_and_bias: bool = False  # weight decay on batch-norm scales/shifts and biases too (MicroNet's code)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "training settings") -> "TrainConfig":
@@ -88,6 +90,8 @@ _RULES = {
     "bn_recalibration": (int, lambda v: v >= 0, "an integer >= 0"),
     "amp": (bool, lambda v: True, "true or false"),
     "amp_dtype": (str, lambda v: v in AMP_DTYPES, " or ".join(AMP_DTYPES)),
+    "crop_scale": (float, lambda v: 0 < v <= 1, "a number in (0, 1], e.g. 0.08"),
+    "decay_norm_and_bias": (bool, lambda v: True, "true or false"),
 }
 
 
@@ -160,11 +164,14 @@ def seed_everything(seed: int):
     paddle.seed(seed)
 
 
-def _param_groups(model, weight_decay: float):
-    """BN parameters and biases (1-D tensors) get no weight decay, as in the papers' recipes."""
-    decay = [p for p in model.parameters() if not p.stop_gradient and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if not p.stop_gradient and p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def _param_groups(model, weight_decay: float, decay_norm_and_bias: bool = False):
+    """BN parameters and biases (1-D tensors) get no weight decay, as in most papers' recipes, unless
+    `decay_norm_and_bias` (MicroNet's training code decays every parameter)."""
+    trained = [p for p in model.parameters() if not p.stop_gradient]
+    if decay_norm_and_bias:
+        return [{"params": trained, "weight_decay": weight_decay}]
+    return [{"params": [p for p in trained if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0}]
 
 
 def warmup_epochs(config: TrainConfig) -> float:
@@ -182,7 +189,7 @@ def make_optimizer(model, config: TrainConfig, steps_per_epoch: int):
     if warmup:
         schedule = paddle.optimizer.lr.LinearWarmup(schedule, warmup, 0.0, config.lr)
     clip = paddle.nn.ClipGradByGlobalNorm(config.grad_clip) if config.grad_clip else None
-    groups = _param_groups(model, config.weight_decay)
+    groups = _param_groups(model, config.weight_decay, config.decay_norm_and_bias)
     if config.optimizer == "adamw":
         optimizer = paddle.optimizer.AdamW(schedule, parameters=groups, grad_clip=clip)
     else:
@@ -235,7 +242,7 @@ def loaders(train_set, val_set, config: TrainConfig):
 
     from .data import Augmented
 
-    train_view = Augmented(train_set, config.resolution, train=True, seed=config.seed)
+    train_view = Augmented(train_set, config.resolution, train=True, seed=config.seed, crop_scale=config.crop_scale)
     order = _EpochOrder(len(train_set), config.seed, *distributed())
     batches = paddle.io.BatchSampler(sampler=order, batch_size=config.batch_size, drop_last=False)
     train_loader = paddle.io.DataLoader(train_view, batch_sampler=batches, num_workers=config.workers)

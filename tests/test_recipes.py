@@ -1,0 +1,66 @@
+"""Papers' recipes by name: their settings, per named config, overridden by flags, with the learning rate scaled
+to another batch size; and the two settings they need that lwnas' own defaults do not use."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lwnas
+from lwnas.data import Augmented, ImageSet
+from lwnas.errors import LwnasError
+from lwnas.recipes import recipe_settings
+from lwnas.train import TrainConfig, _param_groups
+
+
+def test_the_micronet_recipe_follows_the_official_scripts():
+    m0, m3 = recipe_settings("micronet", "micronet_m0"), recipe_settings("micronet", "micronet_m3")
+    assert (m0["epochs"], m0["lr"], m0["batch_size"], m0["weight_decay"], m0["warmup_epochs"]) == \
+        (600, 0.1, 256, 3e-5, 0.0)
+    assert (m3["lr"], m3["batch_size"], m3["weight_decay"], m3["warmup_epochs"]) == (0.2, 512, 4e-5, 5.0)
+    assert m0["label_smoothing"] == 0.0 and m0["decay_norm_and_bias"] and m0["crop_scale"] == 0.08
+    assert recipe_settings("micronet", "micronet_m2", batch_size=64)["lr"] == pytest.approx(0.2 * 64 / 512)
+    assert recipe_settings("micronet", "micronet_m2", batch_size=64, lr=0.05)["lr"] == 0.2  # --lr wins later
+    TrainConfig.from_dict(m3)  # every value passes the settings' own checks
+    with pytest.raises(LwnasError, match="unknown recipe 'paper'; known: micronet"):
+        recipe_settings("paper", "micronet_m0")
+
+
+def test_train_takes_a_recipe_and_flags_override_it(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lwnas.cli", "train", "--arch", "micronet_m1", "--recipe",
+                             "micronet", "--epochs", "1", "--batch-size", "32", "--train-subset", "64",
+                             "--val-subset", "32", "--output", str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["epochs"] == 1 and config["batch_size"] == 32 and config["lr"] == pytest.approx(0.1 * 32 / 256)
+    assert config["weight_decay"] == 3e-5 and config["decay_norm_and_bias"] and config["crop_scale"] == 0.08
+    bad = subprocess.run([sys.executable, "-m", "lwnas.cli", "train", "--arch", "micronet_m1", "--recipe", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown recipe 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_weight_decay_reaches_norm_and_bias_parameters_only_when_asked():
+    model = lwnas.build("micronet_m0")
+    trained = [p for p in model.parameters() if not p.stop_gradient]
+    default = _param_groups(model, 3e-5)
+    assert [g["weight_decay"] for g in default] == [3e-5, 0.0]
+    assert all(p.ndim <= 1 for p in default[1]["params"]) and default[1]["params"]
+    every = _param_groups(model, 3e-5, decay_norm_and_bias=True)
+    assert len(every) == 1 and len(every[0]["params"]) == len(trained) and every[0]["weight_decay"] == 3e-5
+
+
+def test_the_crop_scale_bounds_the_random_resized_crop():
+    """A gradient image: the crop's horizontal span of pixel values shows how much of the image it kept."""
+    ramp = np.tile(np.linspace(0, 255, 200, dtype=np.float32), (200, 1)).astype(np.uint8)
+    images = ImageSet(np.repeat(ramp[None, :, :, None], 3, axis=3).repeat(32, axis=0), np.zeros(32, np.int64), ["a"])
+
+    def spans(scale):
+        view = Augmented(images, 32, train=True, crop_scale=scale)
+        return [float(np.ptp(view[i][0][0])) for i in range(32)]
+
+    full = 255 / (0.229 * 255)  # the whole ramp, normalized
+    assert min(spans(0.9)) > 0.75 * full  # at least 90% of the area: at least ~82% of the width
+    assert min(spans(0.08)) < 0.6 * full  # down to 8%: some crops keep little of it
+    with pytest.raises(LwnasError, match=r"crop_scale: 0.0 is not valid; expected a number in \(0, 1\]"):
+        TrainConfig.from_dict({"crop_scale": 0})
