@@ -190,8 +190,14 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     changed.budget = 20_000_000
     with pytest.raises(LwnasError, match=r"created with other settings \(budget differ\)"):
         Search(changed).open_study()
+    study = Search(_settings(tmp_path, space)).open_study()  # a study made before a proxy setting existed
+    older = study.user_attrs["settings"]
+    study.set_user_attr("settings", {**older, "proxy": {k: v for k, v in older["proxy"].items() if k != "crop_scale"}})
+    Search(_settings(tmp_path, space)).open_study()  # resumes: the new setting is at its default
+    with pytest.raises(LwnasError, match=r"\(proxy differ\)"):  # but not with another value of it
+        Search(_settings(tmp_path, space, crop_scale=0.5)).open_study()
     for field, value in (("device", "gpu"), ("shrink", True), ("sampler", "random"),
-                         ("latency_engine", "inference")):
+                         ("latency_engine", "inference"), ("latency_threads", 2)):
         other = _settings(tmp_path, space)
         setattr(other, field, value)
         with pytest.raises(LwnasError, match=rf"created with other settings \({field} differ\)"):
