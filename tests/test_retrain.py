@@ -204,3 +204,28 @@ def test_onnx_export_without_paddle2onnx_says_how_to_install_it_and_writes_nothi
         "lwnas: error: ONNX export needs paddle2onnx: pip install paddle2onnx (from an lwnas checkout: "
         "pip install -e '.[onnx]')"]
     assert not (trained / "nope").exists()
+
+
+def test_a_model_trained_at_32_px_is_exported_at_32_px_and_predicts_what_eval_measured(tmp_path):
+    """MicroNet-M0's spec says 224 px; trained on synthetic data at 32 px, its export takes 32 px images
+    (preprocess.json says so) and classifies the validation images exactly as `lwnas eval` scored them."""
+    from lwnas import data
+    from lwnas.train import TrainConfig
+
+    result = run("train", "--arch", "micronet_m0", "--output", "run", "--epochs", "1", "--train-subset", "128",
+                 "--val-subset", "64", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert run("export", "--checkpoint", "run", "--output", "exported", cwd=tmp_path).returncode == 0
+    preprocess = json.loads((tmp_path / "exported" / "preprocess.json").read_text())
+    assert preprocess["input_shape"] == [1, 3, 32, 32] and preprocess["resolution"] == 32
+    evaluated = run("eval", "--checkpoint", "run", "--json", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    top1 = json.loads(evaluated.stdout)["top1"]
+
+    exported = paddle.jit.load(str(tmp_path / "exported" / "model"))
+    exported.eval()
+    val = data.load("synthetic", "val", 32, seed=TrainConfig().seed)
+    view = data.Augmented(val, 32, train=False)
+    images = np.stack([view[i][0] for i in range(len(view))])
+    predicted = exported(paddle.to_tensor(images)).numpy().argmax(axis=1)
+    assert 100 * np.mean(predicted == val.labels) == pytest.approx(top1, abs=1e-6)
