@@ -289,7 +289,7 @@ class Search:
     # ---- one trial ------------------------------------------------------------------------
     def objective(self, trial):
         """One trial (see _trial); Ctrl-C fails it cleanly and queues its parameters for the resumed search."""
-        if "failed_trial" in trial.system_attrs:  # a retry starts with its dead original's attributes: not ours
+        if trial.user_attrs.get("training"):  # a retry, with its dead original's attributes: they are not ours
             trial.set_user_attr("training", False)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
