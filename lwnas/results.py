@@ -54,9 +54,11 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
         chosen = sorted(complete, key=lambda t: -t.values[0])[:top]
     else:
         chosen = front(study) if complete else []
+    measured = study.user_attrs.get("front_latency_measured", {})  # searches on predicted latency
     rows = [{"trial": t.number, "arch_hash": t.user_attrs.get("arch_hash"), "madds": t.user_attrs.get("madds"),
              "params": t.user_attrs.get("params"), "top1": t.user_attrs.get("top1"),
-             "latency_ms": t.user_attrs.get("latency_ms")} for t in chosen]
+             "latency_ms": t.user_attrs.get("latency_ms"),
+             **({"measured_ms": measured.get(str(t.number))} if measured else {})} for t in chosen]
     baselines = [{"baseline": b, **{k: v for k, v in r.items() if k != "history"}}
                  for b, r in sorted(study.user_attrs.get("baselines", {}).items())]
     out = Path(runs_dir) / name
@@ -79,12 +81,16 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     from .table import print_table
 
     def readable(r):
-        return {**r, "madds": human(r["madds"]), "params": human(r["params"]), "top1": f"{r['top1']:.1f}",
-                "latency_ms": f"{r['latency_ms']:.2f}"}
+        shown = {**r, "madds": human(r["madds"]), "params": human(r["params"]), "top1": f"{r['top1']:.1f}",
+                 "latency_ms": f"{r['latency_ms']:.2f}"}
+        if "measured_ms" in r:
+            shown["measured_ms"] = "-" if r["measured_ms"] is None else f"{r['measured_ms']:.2f}"
+        return shown
 
     title = "best trials" if len(study.directions) == 1 else "Pareto front (top-1 vs latency)"
     print(f"study {name}: {len(complete)} trained architectures; {title}:")
-    print_table([readable(r) for r in rows], ["trial", "arch_hash", "madds", "params", "top1", "latency_ms"])
+    latency = ["latency_ms", "measured_ms"] if measured else ["latency_ms"]  # predicted, then timed for real
+    print_table([readable(r) for r in rows], ["trial", "arch_hash", "madds", "params", "top1", *latency])
     if baselines:
         print("baselines (named configs, same proxy training):")
         print_table([readable(b) for b in baselines], ["baseline", "arch_hash", "madds", "params", "top1",

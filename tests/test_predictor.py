@@ -9,6 +9,7 @@ import pytest
 
 from lwnas.errors import LwnasError
 from lwnas.predictor import LatencyTable, block_rows, build_table, sample_specs
+from lwnas.results import show_study
 from lwnas.search import Search, SearchSettings
 from lwnas.space import get_space
 from lwnas.train import TrainConfig
@@ -64,7 +65,7 @@ def test_a_bad_table_file_is_one_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_a_search_on_predicted_latency_times_its_front_for_real(tmp_path, table_and_specs):
+def test_a_search_on_predicted_latency_times_its_front_for_real(tmp_path, table_and_specs, capsys):
     table, _, path = table_and_specs
     settings = SearchSettings(budget=12_000_000, trials=2, objective="accuracy-latency", study="predicted",
                               runs_dir=str(tmp_path / "runs"), latency_runs=3, latency_engine=f"predict:{path}",
@@ -79,6 +80,10 @@ def test_a_search_on_predicted_latency_times_its_front_for_real(tmp_path, table_
     measured = study.user_attrs["front_latency_measured"]
     assert measured and all(ms > 0 for ms in measured.values())
     assert set(measured) == {str(t.number) for t in study.best_trials}
+    show_study("predicted", None, str(tmp_path / "runs"))
+    header, *rows = capsys.readouterr().out.split("Pareto front (top-1 vs latency):\n")[1].splitlines()[:3]
+    assert header.split()[-2:] == ["latency_ms", "measured_ms"]
+    assert f"{measured[rows[0].split()[0]]:.2f}" == rows[0].split()[-1]  # predicted beside measured
     other = LatencyTable.load(path)
     other.overhead += 1.0  # another table: the study's latencies would not be comparable
     other_path = tmp_path / "other.json"
