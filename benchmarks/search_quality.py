@@ -191,6 +191,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=20, help="trained trials per study")
     parser.add_argument("--shard", default="0/1", help="K/N: run only the jobs i with i %% N == K")
+    parser.add_argument("--job", help="OBJECTIVE:SAMPLER:SEED: run only this study (e.g. accuracy:random:2)")
     parser.add_argument("--report", action="store_true", help="print the table from the results file and stop")
     parser.add_argument("--remeasure", action="store_true",
                         help="time every trained network's latency again in this process (idle machine), then stop")
@@ -208,6 +209,9 @@ def main():
                 "trials": args.trials, "encoding": ENCODING, "shrink": SearchSettings().shrink}
     RUNS.mkdir(parents=True, exist_ok=True)
     todo = ["baseline"] + jobs(args.seeds)
+    if args.job:
+        objective, sampler, seed = args.job.split(":")
+        todo, shard, shards = [(objective, sampler, int(seed))], 0, 1
     for i, job in enumerate(todo):
         if i % shards != shard:
             continue
