@@ -54,12 +54,18 @@ def jobs(seeds: int) -> list[tuple[str, str, int]]:
     return [job for job in every if PRESCREEN not in job[1]] + [job for job in every if PRESCREEN in job[1]]
 
 
+def study_name(objective: str, sampler: str, seed: int) -> str:
+    """The study's name and file stem ('+' is not allowed in study names)."""
+    return f"{objective}-{sampler.replace('+', '_')}-{seed}"
+
+
 def run_study(objective: str, name: str, seed: int, trials: int, data: str) -> dict:
     sampler, _, prescreen = name.partition(PRESCREEN)
+    stem = study_name(objective, name, seed)
     settings = SearchSettings(space="micro", budget=BUDGET, trials=trials, until_total=trials, data=data,
                               objective=objective, sampler=sampler, seed=seed, runs_dir=str(RUNS),
-                              prescreen=int(prescreen or 1), study=f"{objective}-{name}-{seed}",
-                              storage=f"sqlite:///{RUNS}/{objective}-{name}-{seed}.db", latency_runs=10, proxy=PROXY)
+                              prescreen=int(prescreen or 1), study=stem, storage=f"sqlite:///{RUNS}/{stem}.db",
+                              latency_runs=10, proxy=PROXY)
     search = Search(settings)
     start = time.perf_counter()
     study = search.run()
@@ -75,7 +81,7 @@ def rows_stored(objective: str, name: str, seed: int) -> int | None:
     """Rows in every table of a study's SQLite file (each study has its own): what the study costs in storage."""
     import sqlite3
 
-    path = RUNS / f"{objective}-{name}-{seed}.db"
+    path = RUNS / f"{study_name(objective, name, seed)}.db"
     if not path.exists():
         return None
     with contextlib.closing(sqlite3.connect(path)) as db:
@@ -104,8 +110,8 @@ def remeasure(output: Path):
     with locked(output) as document:
         studies, done = document["studies"], document.get("latency_remeasured", {})
     for s in studies:
-        storage = f"sqlite:///{RUNS}/{s['objective']}-{s['sampler']}-{s['seed']}.db"
-        study = optuna.load_study(study_name=f"{s['objective']}-{s['sampler']}-{s['seed']}", storage=storage)
+        name = study_name(s["objective"], s["sampler"], s["seed"])
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{RUNS}/{name}.db")
         for trial in trained_trials(study):
             arch_hash = trial.user_attrs["arch_hash"]
             if arch_hash in done:
