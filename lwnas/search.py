@@ -200,7 +200,7 @@ class Search:
         self.progress.trial_times = [t.user_attrs["train_seconds"] for t in trained_trials(study)
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)
-        attempts = max(1000, 300 * settings.trials)  # rejected drafts cost milliseconds (random search: ~140 per network at 12M)
+        attempts = max(1000, 300 * settings.trials)  # a rejected draft costs milliseconds
         self.target = settings.until_total or self.trained(study) + settings.trials
 
         def stop_when_done(study, trial):
