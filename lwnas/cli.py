@@ -165,7 +165,8 @@ def cmd_latency(args):
                          indent=2))
         return
     for i, r in enumerate(runs, 1):
-        print(f"{spec.name} @ {res}px batch {r.batch_size} on {r.device}, {r.threads} thread(s): median {r.median_ms:.3f} ms, "
+        print(f"{spec.name} @ {res}px batch {r.batch_size} on {r.device}, {r.threads} thread(s): "
+              f"median {r.median_ms:.3f} ms, "
               f"IQR {r.iqr_ms:.3f} ms ({100 * r.spread:.1f}% of median), {r.runs} runs" +
               (f" [repeat {i}]" if args.repeat > 1 else ""))
     if len(runs) > 1:
