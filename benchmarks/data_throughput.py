@@ -50,7 +50,8 @@ def loader(pipeline: str, root: Path, workers: int):
         from lwnas.train import TrainConfig, loaders
 
         train_set = data.load(str(root), "train", RESOLUTION, stream=True)
-        config = TrainConfig(batch_size=BATCH, resolution=RESOLUTION, workers=workers)
+        # torchvision's and paddle.vision's crop scale (8-100% of the area), so both pipelines do the same work
+        config = TrainConfig(batch_size=BATCH, resolution=RESOLUTION, workers=workers, crop_scale=0.08)
         return loaders(train_set, train_set, config)[2]
     from paddle.vision import transforms
     from paddle.vision.datasets import DatasetFolder

@@ -56,16 +56,16 @@ class ImageSet:
         return self.images is None
 
     def image(self, index: int) -> np.ndarray:
-        """Image `index` as (H, W, 3) uint8: stored, or read from its file at full size. Streamed files passed a
-        header check when the set was listed; one that still fails to decode (truncated data) is replaced by the
-        next readable image with a warning, since an error raised inside a DataLoader worker hangs or garbles
-        the loader instead of reaching the user."""
+        """Image `index`: stored (H, W, 3) uint8, or read from its file as a full-size PIL image. Streamed files
+        passed a header check when the set was listed; one that still fails to decode (truncated data) is replaced
+        by the next readable image with a warning, since an error raised inside a DataLoader worker hangs or
+        garbles the loader instead of reaching the user."""
         if not self.streamed:
             return self.images[index]
         for step in range(len(self)):
             path = self.paths[(index + step) % len(self)]
             try:
-                return _read(path)
+                return _open(path, lambda img: img.convert("RGB"))
             except LwnasError as err:
                 print(f"lwnas: warning: {err}; the next image is used in its place", file=sys.stderr)
         raise LwnasError("no readable images in the data set")
@@ -294,10 +294,8 @@ class Augmented:
         img = self.data.image(index)
         res = self.resolution
         rng = np.random.default_rng((self.seed, self.epoch, index)) if self.train else None
-        if self.data.streamed and not self.train:  # as the decoded sets are stored: short side to res/0.875
-            from PIL import Image
-
-            img = _square(Image.fromarray(img), stored_side(res))
+        if self.data.streamed:  # a full-size PIL image: crop it in PIL, never copying the whole image to NumPy
+            img = self._crop_file(img, rng) if self.train else _square(img, stored_side(res))
         if img.shape[0] != res or img.shape[1] != res:
             img = self._crop(img, rng)
         elif self.train:
@@ -305,10 +303,13 @@ class Augmented:
             padded = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
             y, x = rng.integers(0, 2 * pad + 1, size=2)
             img = padded[y:y + res, x:x + res]
+        chw = img.transpose(2, 0, 1)  # views: the one copy is the subtraction below
         if self.train and rng.random() < 0.5:
-            img = img[:, ::-1]
-        out = ((img.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
-        return np.ascontiguousarray(out), np.int64(self.data.labels[index])
+            chw = chw[:, :, ::-1]
+        out = np.empty(chw.shape, np.float32)
+        np.subtract(chw, MEAN[:, None, None], out=out)
+        np.divide(out, STD[:, None, None], out=out)
+        return out, np.int64(self.data.labels[index])
 
     def _crop(self, img, rng):
         from PIL import Image
@@ -317,14 +318,27 @@ class Augmented:
         res = self.resolution
         if rng is None:  # centre crop of res/0.875, resized to res
             side = min(h, w, stored_side(res))
-        else:  # random resized crop: crop_scale to 100% of the area, aspect 3/4-4/3
-            area = h * w * rng.uniform(self.crop_scale, 1.0)
-            aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-            side_w = int(min(w, round(np.sqrt(area * aspect))))
-            side_h = int(min(h, round(np.sqrt(area / aspect))))
-            y, x = rng.integers(0, h - side_h + 1), rng.integers(0, w - side_w + 1)
+        else:
+            x, y, side_w, side_h = self._random_box(w, h, rng)
             crop = img[y:y + side_h, x:x + side_w]
             return np.asarray(Image.fromarray(crop).resize((res, res), Image.BILINEAR))
         y, x = (h - side) // 2, (w - side) // 2
         crop = img[y:y + side, x:x + side]
         return np.asarray(Image.fromarray(crop).resize((res, res), Image.BILINEAR)) if side != res else crop
+
+    def _crop_file(self, img, rng) -> np.ndarray:
+        """The random resized crop of a streamed (PIL) image, cut and scaled by PIL in one resize."""
+        from PIL import Image
+
+        x, y, side_w, side_h = self._random_box(*img.size, rng)
+        box = (x, y, x + side_w, y + side_h)
+        return np.asarray(img.resize((self.resolution, self.resolution), Image.BILINEAR, box=box))
+
+    def _random_box(self, w: int, h: int, rng) -> tuple[int, int, int, int]:
+        """(x, y, width, height) of a random resized crop: crop_scale to 100% of the area, aspect 3/4-4/3."""
+        area = h * w * rng.uniform(self.crop_scale, 1.0)
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        side_w = int(min(w, round(np.sqrt(area * aspect))))
+        side_h = int(min(h, round(np.sqrt(area / aspect))))
+        y, x = rng.integers(0, h - side_h + 1), rng.integers(0, w - side_w + 1)
+        return int(x), int(y), side_w, side_h
