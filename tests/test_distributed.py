@@ -55,11 +55,15 @@ def _kill_one_mid_trial(workers, storage) -> optuna.trial.FrozenTrial:
             break
     else:
         pytest.fail("no worker started training within 240 s")
-    victim = by_pid[training[0].user_attrs["worker"].split(":")[1]]
-    time.sleep(1.5)
-    victim.send_signal(signal.SIGKILL)
+    worker = training[0].user_attrs["worker"]
+    victim = by_pid[worker.split(":")[1]]
+    victim.send_signal(signal.SIGKILL)  # at once: a proxy epoch takes a second, the trial could finish meanwhile
     victim.wait()
-    return training[0]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    died_in = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+               if t.user_attrs.get("worker") == worker]  # what the worker was running when the kill landed
+    assert died_in, f"the killed worker {worker} had finished its trial before the kill landed"
+    return died_in[0]
 
 
 def _check(storage, killed=None):
