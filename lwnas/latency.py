@@ -105,14 +105,13 @@ def _predictor(model, shape, device, threads):
 def _onnx_session(model, shape, device, threads):
     """Export to ONNX in a temporary folder (removed once the session has loaded it) and return a callable
     running one ONNX Runtime inference on the CPU."""
-    import os
     import tempfile
+    from pathlib import Path
 
     import paddle
 
-    from .blocks.common import portable_shuffle
     from .errors import LwnasError
-    from .quiet import third_party_output
+    from .retrain import write_onnx
 
     if device.startswith("gpu"):
         raise LwnasError("the onnxruntime engine times on the CPU; use --device cpu")
@@ -125,10 +124,7 @@ def _onnx_session(model, shape, device, threads):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     with tempfile.TemporaryDirectory(prefix="lwnas-latency-") as folder:
-        with portable_shuffle(), third_party_output():
-            paddle.onnx.export(model, os.path.join(folder, "model"),
-                               input_spec=[paddle.static.InputSpec(shape, "float32", "x")], opset_version=13)
-        session = onnxruntime.InferenceSession(os.path.join(folder, "model.onnx"), options,
-                                               providers=["CPUExecutionProvider"])
+        path = write_onnx(model, Path(folder) / "model", [paddle.static.InputSpec(shape, "float32", "x")])
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape).astype("float32")}
     return lambda: session.run(None, feed)

@@ -244,10 +244,16 @@ def export_model(model, spec, output: Path, fmt: str = "paddle", resolution: int
     if fmt == "paddle":
         paddle.jit.save(model, str(output / "model"), input_spec=input_spec)
         return output / "model"
-    from .blocks.common import portable_shuffle
+    return write_onnx(model, output / "model", input_spec)
 
+
+def write_onnx(model, prefix: Path, input_spec) -> Path:
+    """paddle.onnx.export at opset 13 with the shuffle ONNX can express, quietly; returns PREFIX.onnx."""
+    import paddle
+
+    from .blocks.common import portable_shuffle
     from .quiet import third_party_output
 
     with portable_shuffle(), third_party_output():  # paddle2onnx and Polygraphy print banners and progress
-        paddle.onnx.export(model, str(output / "model"), input_spec=input_spec, opset_version=13)
-    return output / "model.onnx"
+        paddle.onnx.export(model, str(prefix), input_spec=input_spec, opset_version=13)
+    return prefix.with_name(prefix.name + ".onnx")
