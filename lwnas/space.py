@@ -99,18 +99,30 @@ class SearchSpace:
 
     def why_not(self, spec: ArchSpec) -> str | None:
         """None if `spec` is a point of this space, else the first reason it is not."""
+        placed = self._place(spec)
+        return placed if isinstance(placed, str) else None
+
+    def positions(self, spec: ArchSpec) -> list[str]:
+        """Where each block of `spec.blocks()` sits in the space: "slot.k" (the k-th block of a slot), "head"
+        last. SpecError if the spec is not a point of the space."""
+        placed = self._place(spec)
+        if isinstance(placed, str):
+            raise SpecError(spec.name, f"not a network of space {self.name}: {placed}")
+        return placed
+
+    def _place(self, spec: ArchSpec) -> list[str] | str:
         if spec.resolution != self.resolution:
             return f"resolution {spec.resolution}, the space's is {self.resolution}"
         if spec.in_channels != self.in_channels:
             return f"{spec.in_channels} input channels, the space's are {self.in_channels}"
-        problem = _match_slots(self.stem, list(spec.stem), "stem")
-        if problem:
-            return problem
-        problem = _match_slots(self.stages, [b for s in spec.stages for b in s.blocks], "stages")
-        if problem:
-            return problem
+        stem = _match_slots(self.stem, list(spec.stem), "stem")
+        if isinstance(stem, str):
+            return stem
+        stages = _match_slots(self.stages, [b for s in spec.stages for b in s.blocks], "stages")
+        if isinstance(stages, str):
+            return stages
         reasons = [c.allows(spec.head, None) for c in self.head]
-        return None if None in reasons else f"head: {'; '.join(reasons)}"
+        return stem + stages + ["head"] if None in reasons else f"head: {'; '.join(reasons)}"
 
     # ---- sampling -----------------------------------------------------------------------
     def suggest(self, trial) -> Draft:
@@ -211,22 +223,35 @@ class SearchSpace:
     def smallest(self, num_classes: int = 1000) -> Sample:
         """A cheap network of the space: least depths, first value of every list, and per slot the block
         type that costs least (one greedy pass). Budgets below it cannot be met by sampling."""
+        return self._extreme(num_classes, largest=False)
+
+    def largest(self, num_classes: int = 1000) -> Sample:
+        """The costly end: greatest depths, last value of every list, per slot the block type that costs most
+        (one greedy pass). The supernet's teacher and the widest path through its weights."""
+        return self._extreme(num_classes, largest=True)
+
+    def _extreme(self, num_classes: int, largest: bool) -> Sample:
         slots = list(self.stem) + list(self.stages) + [Slot("head", (1,), (1,), self.head)]
         picks = [0] * len(slots)
+        name = "largest" if largest else "smallest"
 
         def build(picks):
             rows = []
             for slot, pick in zip(slots, picks):
                 choice = slot.choices[pick]
-                depth = min(slot.depths)
-                rows.append([depth, 0, [(choice, {n: 0 for n, _ in choice.domains}) for _ in range(depth)]])
-            return self.materialize(Draft(rows), num_classes, "smallest")
+                depth = max(slot.depths) if largest else min(slot.depths)
+                indices = {n: len(values) - 1 if largest else 0 for n, values in choice.domains}
+                rows.append([depth, 0, [(choice, dict(indices)) for _ in range(depth)]])
+            return self.materialize(Draft(rows), num_classes, name)
+
+        def better(trial, best):
+            return best.spec is None or (trial.macs > best.macs if largest else trial.macs < best.macs)
 
         best = build(picks)
         for i, slot in enumerate(slots):
             for pick in range(1, len(slot.choices)):
                 trial = build(picks[:i] + [pick] + picks[i + 1:])
-                if trial.spec is not None and (best.spec is None or trial.macs < best.macs):
+                if trial.spec is not None and better(trial, best):
                     best, picks = trial, picks[:i] + [pick] + picks[i + 1:]
         if best.spec is None:
             raise LwnasError(f"{self.source or self.name}: the space holds no buildable network ({best.reason})")
@@ -415,20 +440,21 @@ def _lower(draft: Draft, names: tuple[str, ...]) -> bool:
     return moved
 
 
-def _match_slots(slots: tuple[Slot, ...], blocks: list[BlockSpec], part: str) -> str | None:
-    """Can consecutive runs of `blocks` be assigned to `slots` in order? None if so, else the furthest failure."""
-    reachable = {0}
+def _match_slots(slots: tuple[Slot, ...], blocks: list[BlockSpec], part: str) -> list[str] | str:
+    """Assign consecutive runs of `blocks` to `slots` in order: each block's position ("slot.k"), or the
+    furthest failure as a message."""
+    reachable: dict[int, list[str]] = {0: []}  # blocks placed so far -> their positions
     furthest = (-1, "")
     for slot in slots:
-        nxt = set()
+        nxt: dict[int, list[str]] = {}
         for start in sorted(reachable):
             for depth in slot.depths:
                 end = start + depth
-                if end > len(blocks):
+                if end > len(blocks) or end in nxt:
                     continue
                 problem = _run_problem(slot, blocks[start:end])
                 if problem is None:
-                    nxt.add(end)
+                    nxt[end] = reachable[start] + [f"{slot.name}.{k}" for k in range(depth)]
                 else:
                     at, why = problem
                     if start + at > furthest[0]:
@@ -438,7 +464,7 @@ def _match_slots(slots: tuple[Slot, ...], blocks: list[BlockSpec], part: str) ->
         if not reachable:
             break
     if len(blocks) in reachable:
-        return None
+        return reachable[len(blocks)]
     if furthest[0] >= 0:
         return furthest[1]
     return f"{part}: {len(blocks)} blocks do not fit the slots' depths"
