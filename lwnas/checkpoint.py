@@ -24,9 +24,17 @@ def save(folder: Path, state: dict, best: bool = False):
         os.replace(folder / LAST, folder / PREVIOUS)
     os.replace(tmp, folder / LAST)
     if best:
-        best_tmp = folder / f".{BEST}.tmp"
-        paddle.save({k: v for k, v in state.items() if k not in ("optimizer", "schedule", "rng")}, str(best_tmp))
-        os.replace(best_tmp, folder / BEST)
+        save_best(folder, state)
+
+
+def save_best(folder: Path, state: dict):
+    """Write folder/best.pdckpt atomically: the weights and identity of `state`, without what only resuming needs."""
+    import paddle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{BEST}.tmp"
+    paddle.save({k: v for k, v in state.items() if k not in ("optimizer", "schedule", "rng")}, str(tmp))
+    os.replace(tmp, folder / BEST)
 
 
 def load(path: Path) -> dict:
@@ -39,7 +47,7 @@ def load(path: Path) -> dict:
         state = paddle.load(str(path))
     except Exception as err:  # paddle raises assorted errors on truncated files
         raise LwnasError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__})") from None
-    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+    if not isinstance(state, dict) or "model" not in state or not ("spec" in state or "supernet" in state):
         raise LwnasError(f"{path} is not an lwnas checkpoint")
     return state
 

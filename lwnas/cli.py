@@ -202,37 +202,79 @@ def cmd_train(args):
 
     from .retrain import resolve_arch, train_run
     from .storage import check_study_name
-    from .train import TrainConfig, set_device
+    from .train import set_device
 
     spec = resolve_arch(args.arch, args.storage, args.runs_dir)
+    defaults = {"epochs": 100, "ema_decay": 0.9998, "warmup_epochs": 3.0}
+    config = _train_settings(args, spec.resolution, defaults, spec.name)
+    output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
+    set_device(args.device)
+    _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images,
+                           from_disk=args.from_disk, epochs=args.epochs if args.resume else None,
+                           init=Path(args.init) if args.init else None)
+    print(f"done: best top-1 {max(h.top1 for h in history):.2f}%; checkpoints and logs in {output}")
+
+
+def _train_settings(args, resolution: int, defaults: dict, name: str):
+    """Training settings from, in rising precedence: `defaults`, --recipe, --config's 'train:' section, flags."""
+    from .train import TrainConfig
+
     data = {}
     if args.config:
         from .spec import read_yaml_mapping
 
         data = read_yaml_mapping(args.config).get("train", {})
     small = args.data == "synthetic" or args.data.endswith((".tar.gz", ".tgz", ".tar"))
-    defaults = {"epochs": 100, "resolution": 32 if small else spec.resolution, "ema_decay": 0.9998,
-                "warmup_epochs": 3.0}
+    defaults = {"resolution": 32 if small else resolution, **defaults}
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.resolution, "lr": args.lr,
                  "optimizer": args.optimizer, "workers": args.loader_workers, "seed": args.seed,
                  "train_subset": args.train_subset, "val_subset": args.val_subset, "amp": args.amp,
                  "amp_dtype": args.amp_dtype}
     recipe = {}
-    if args.recipe:
+    if getattr(args, "recipe", None):
         from .recipes import RECIPES, recipe_settings
 
-        recipe = recipe_settings(args.recipe, spec.name, args.batch_size, args.lr)
+        recipe = recipe_settings(args.recipe, name, args.batch_size, args.lr)
         scaled = f" (lr scaled to --batch-size {args.batch_size})" if args.batch_size and args.lr is None else ""
         print(f"recipe {args.recipe} ({RECIPES[args.recipe].source}): " +
               ", ".join(f"{k} {v}" for k, v in recipe.items()) + scaled)
     settings = {**defaults, **recipe, **data, **{k: v for k, v in overrides.items() if v is not None}}
-    config = TrainConfig.from_dict(_with_amp_default(settings, args.device), args.config or "training settings")
-    output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
+    return TrainConfig.from_dict(_with_amp_default(settings, args.device), args.config or "training settings")
+
+
+def cmd_supernet(args):
+    from pathlib import Path
+
+    from .space import get_space
+    from .train import set_device
+
     set_device(args.device)
-    _, history = train_run(spec, args.data, output, config, resume=args.resume, skip_bad=args.skip_bad_images,
-                           from_disk=args.from_disk,
-                           epochs=args.epochs if args.resume else None)
-    print(f"done: best top-1 {max(h.top1 for h in history):.2f}%; checkpoints and logs in {output}")
+    if args.action == "train":
+        from .budget import parse_count
+        from .supernet.train import Sandwich, train_supernet
+
+        space = get_space(args.space)
+        budget = parse_count(args.budget, "--budget") if args.budget else None
+        sandwich = Sandwich(random_subnets=args.random_subnets, distill=args.distill, budget=budget)
+        config = _train_settings(args, space.resolution, {"epochs": 20, "ema_decay": 0.0}, space.name)
+        name = f"supernet-{space.name}" + (f"-{human(budget)}" if budget else "")
+        output = Path(args.output) if args.output else Path(args.runs_dir) / name
+        _, history = train_supernet(space, args.data, output, config, sandwich, resume=args.resume,
+                                    skip_bad=args.skip_bad_images, from_disk=args.from_disk,
+                                    epochs=args.epochs if args.resume else None)
+        print(f"done: largest subnet top-1 {history[-1].top1:.2f}%; checkpoints and logs in {output}")
+        return
+    from .retrain import resolve_arch
+    from .supernet.extract import extract, load_supernet
+
+    supernet, state = load_supernet(Path(args.checkpoint))
+    spec = resolve_arch(args.arch, args.storage, args.runs_dir)
+    result = extract(supernet, state, spec, args.data, Path(args.output), args.bn_batches, args.skip_bad_images)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{spec.name} ({result['arch_hash']}): inherited top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}% "
+              f"after {result['bn_batches']} batch-norm batches; written to {args.output}")
 
 
 def cmd_eval(args):
@@ -307,6 +349,27 @@ def _add_amp_options(p):
     p.add_argument("--amp", action=argparse.BooleanOptionalAction,
                    help="automatic mixed precision (default: on with --device gpu, off on cpu)")
     p.add_argument("--amp-dtype", choices=AMP_DTYPES, help="half-precision type under --amp (default float16)")
+
+
+def _add_training_options(p, epochs: int):
+    p.add_argument("--config", help="YAML file with a 'train:' section of training settings")
+    p.add_argument("--epochs", type=_positive_int, help=f"default {epochs}")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--resolution", type=_positive_int,
+                   help="training resolution (default 32 for synthetic/CIFAR, else the spec's)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0)")
+    _add_amp_options(p)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--train-subset", type=_positive_int)
+    p.add_argument("--val-subset", type=_positive_int)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--skip-bad-images", action="store_true")
+    p.add_argument("--from-disk", action=argparse.BooleanOptionalAction, default=None,
+                   help="read and decode folder/list images per batch in the loader workers instead of decoding the "
+                        "set into memory first (default: only above 2 GiB of decoded pixels)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -422,28 +485,41 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="synthetic", help="data set (see `lwnas search --help`)")
     p.add_argument("--output", help="run folder (default RUNS_DIR/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
-    p.add_argument("--config", help="YAML file with a 'train:' section of training settings")
+    p.add_argument("--init", help="start from the weights of this run folder or checkpoint (e.g. a network taken "
+                                  "out of a supernet by `lwnas supernet extract`); same architecture as --arch")
     p.add_argument("--recipe", help="a paper's training recipe (micronet); --config and flags override it, and "
                                     "--batch-size alone scales its learning rate")
-    p.add_argument("--epochs", type=_positive_int, help="default 100")
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--resolution", type=_positive_int,
-                   help="training resolution (default 32 for synthetic/CIFAR, else the spec's)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"))
-    p.add_argument("--loader-workers", type=int, help="DataLoader worker processes (default 0)")
-    _add_amp_options(p)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--train-subset", type=_positive_int)
-    p.add_argument("--val-subset", type=_positive_int)
-    p.add_argument("--device", default="cpu")
+    _add_training_options(p, epochs=100)
     p.add_argument("--storage", help="storage of STUDY:TRIAL (default sqlite:///RUNS_DIR/lwnas.db)")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--skip-bad-images", action="store_true")
-    p.add_argument("--from-disk", action=argparse.BooleanOptionalAction, default=None,
-                   help="read and decode folder/list images per batch in the loader workers instead of decoding the "
-                        "set into memory first (default: only above 2 GiB of decoded pixels)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("supernet", help="train a weight-sharing supernet of a space, or take a network out of one")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("train", help="sandwich-rule training with in-place distillation")
+    q.add_argument("--space", required=True, help="search space name or YAML file")
+    q.add_argument("--budget", help="MAdds: random subnets are drawn under it (e.g. 12M)")
+    q.add_argument("--data", default="synthetic", help="data set (see `lwnas search --help`)")
+    q.add_argument("--output", help="run folder (default RUNS_DIR/supernet-SPACE[-BUDGET])")
+    q.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    q.add_argument("--random-subnets", type=_positive_int, default=2,
+                   help="random subnets per batch besides the largest and smallest (default 2)")
+    q.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
+                   help="subnets learn the largest subnet's predictions (default) or the labels")
+    _add_training_options(q, epochs=20)
+    q.set_defaults(func=cmd_supernet)
+    q = actions.add_parser("extract", help="write one network with its inherited weights as a run folder")
+    q.add_argument("checkpoint", help="supernet run folder or checkpoint")
+    q.add_argument("--arch", required=True, help="config name, spec YAML, or STUDY:TRIAL of a search")
+    q.add_argument("--data", required=True, help="the data the supernet was trained on (batch-norm statistics)")
+    q.add_argument("--output", required=True, help="run folder to write")
+    q.add_argument("--bn-batches", type=_positive_int, help="batches that re-estimate batch-norm statistics "
+                                                             "(default: the supernet's bn_recalibration)")
+    q.add_argument("--storage", help="storage of STUDY:TRIAL (default sqlite:///RUNS_DIR/lwnas.db)")
+    q.add_argument("--runs-dir", default="runs")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--skip-bad-images", action="store_true")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_supernet)
 
     p = sub.add_parser("eval", help="top-1/top-5 of a trained checkpoint on a data set's validation split")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
@@ -467,7 +543,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=_positive_int,
                    help="input resolution (default: the one it was trained and evaluated at)")
     p.set_defaults(func=cmd_export)
-    for command in sub.choices.values():
+    for command in [*sub.choices.values(), *actions.choices.values()]:
         command.add_argument("--verbose", action="store_true",
                              help="also show third-party output (paddle2onnx, Polygraphy, Optuna); Paddle's C++ "
                                   "log needs GLOG_minloglevel=0")

@@ -11,6 +11,7 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 from . import checkpoint
 from .errors import LwnasError
@@ -67,11 +68,41 @@ def _visualdl(folder: Path):
 
 
 def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resume: bool = False,
-              skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None, from_disk: bool | None = None):
+              skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None, from_disk: bool | None = None,
+              init: Path | None = None):
     """Train `spec` into the run folder `output`, or continue the run there (`resume`) with its stored settings;
     `epochs` (--epochs given with --resume) may extend it, a finished run included: the cosine schedule then
-    stretches to the new length."""
+    stretches to the new length. `init` (a run folder or checkpoint of the same architecture, e.g. one taken out
+    of a supernet) gives the starting weights of a new run."""
     from .build import build
+
+    start = None
+    if init is not None and not resume:
+        start, state, init_spec = load_trained(init)
+        if init_spec.arch_hash != spec.replace(num_classes=init_spec.num_classes).arch_hash:
+            raise LwnasError(f"--init {init} holds another architecture ({init_spec.name}, {init_spec.arch_hash}) "
+                             f"than --arch ({spec.name}, {spec.arch_hash})")
+
+    def make_model(classes):
+        if start is not None and len(classes) != start.spec.num_classes:
+            raise LwnasError(f"--init {init} has {start.spec.num_classes} classes, the data {len(classes)}")
+        model = build(spec, len(classes))
+        if start is not None:
+            model.set_state_dict(start.state_dict())
+        return model
+
+    return train_folder(output, data, config, identity={"spec": spec.to_yaml(), "arch_hash": spec.arch_hash},
+                        key="arch_hash", files={"spec.yaml": spec.to_yaml()}, make_model=make_model, resume=resume,
+                        skip_bad=skip_bad, stream=stream, epochs=epochs, from_disk=from_disk)
+
+
+def train_folder(output: Path, data: str, config: TrainConfig, *, identity: dict, key: str, files: dict[str, str],
+                 make_model: Callable, hooks: Callable | None = None, resume: bool = False, skip_bad: bool = False,
+                 stream=sys.stdout, epochs: int | None = None, from_disk: bool | None = None):
+    """The run-folder side of training, for a network (`train_run`) or a supernet: refuse to mix runs (the
+    checkpoints' `identity[key]` must match), resume with the stored settings, write `files` and the logs, print
+    progress. `make_model(classes)` builds what is trained; `hooks(model)` may give `loss_fn`, `evaluate_fn`
+    (see lwnas.train.train) and `epoch_note()`, a text appended to each epoch's line."""
     from .train import distributed, load_data, seed_everything, train, warmup_epochs
 
     state = checkpoint.load_latest(output, warn=lambda m: print(m, file=sys.stderr)) if output.exists() else None
@@ -81,9 +112,9 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
     if resume and state is None:
         raise LwnasError(f"nothing to resume in {output}: no checkpoint there")
     if state is not None:
-        if state["arch_hash"] != spec.arch_hash:
-            raise LwnasError(f"{output} holds a run of another architecture ({state['arch_hash']}, asked "
-                             f"{spec.arch_hash}); choose another --output")
+        if state.get(key) != identity[key]:
+            raise LwnasError(f"{output} holds another run ({key} {state.get(key)}, asked {identity[key]}); choose "
+                             f"another --output")
         config = TrainConfig.from_dict(state["config"], f"{output}'s stored settings")
         if epochs is not None and epochs != config.epochs:
             if epochs < state["epoch"]:
@@ -101,13 +132,15 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
     writer_process = distributed()[0] == 0  # under paddle.distributed.launch only rank 0 writes files
     if writer_process:
         output.mkdir(parents=True, exist_ok=True)
-        (output / "spec.yaml").write_text(spec.to_yaml())
+        for name, text in files.items():
+            (output / name).write_text(text)
         (output / "classes.json").write_text(json.dumps(train_set.classes))
         (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     seed_everything(config.seed)
-    model = build(spec, len(train_set.classes))
-    identity = {"spec": spec.to_yaml(), "arch_hash": spec.arch_hash, "classes": train_set.classes,
-                "config": config.to_dict()}
+    model = make_model(train_set.classes)
+    extra = hooks(model) if hooks is not None else {}
+    epoch_note = extra.pop("epoch_note", lambda: "")
+    identity = {**identity, "classes": train_set.classes, "config": config.to_dict()}
     writer = _visualdl(output) if writer_process else None
     tty = stream.isatty()
 
@@ -121,11 +154,11 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
         if writer_process:
             _write_logs(output, [result.__dict__])
         if writer is not None:
-            for key in ("loss", "top1", "top5", "lr", "images_per_s"):
-                writer.add_scalar(key, getattr(result, key), result.epoch)
+            for name in ("loss", "top1", "top5", "lr", "images_per_s"):
+                writer.add_scalar(name, getattr(result, name), result.epoch)
         restart = "\r" if tty else ""  # overwrite the progress bar
         stream.write(f"{restart}epoch {result.epoch}/{config.epochs}: loss {result.loss:.4f} "
-                     f"top-1 {result.top1:.2f}% top-5 {result.top5:.2f}% lr {result.lr:.5f} "
+                     f"top-1 {result.top1:.2f}% top-5 {result.top5:.2f}%{epoch_note()} lr {result.lr:.5f} "
                      f"{result.images_per_s:.0f} img/s\n")
         stream.flush()
 
@@ -135,7 +168,7 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
         if writer_process:  # a kill can fall between the log and the checkpoint: the checkpoint's history rules
             _write_logs(output, state["history"], append=False)
     history = train(model, train_set, val_set, config, on_epoch=on_epoch, on_step=on_step, resume=state,
-                    save=lambda s, best: checkpoint.save(output, {**s, **identity}, best))
+                    save=lambda s, best: checkpoint.save(output, {**s, **identity}, best), **extra)
     return model, history
 
 
@@ -147,6 +180,9 @@ def load_trained(path: Path):
     if path.is_dir():
         path = path / checkpoint.BEST if (path / checkpoint.BEST).exists() else path / checkpoint.LAST
     state = checkpoint.load(path)
+    if "supernet" in state:
+        raise LwnasError(f"{path} is a supernet checkpoint; take a network out of it first: lwnas supernet extract "
+                         f"{path} --arch NAME|SPEC.yaml|STUDY:TRIAL --data DATA --output DIR")
     spec = ArchSpec.from_yaml(state["spec"], str(path))
     model = build(spec, len(state["classes"]))
     model.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])

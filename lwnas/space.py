@@ -92,6 +92,7 @@ class SearchSpace:
         self.name, self.resolution, self.in_channels = name, resolution, in_channels
         self.stem, self.stages, self.head = stem, stages, head
         self.description, self.source = description, source
+        self.text = ""  # the YAML it was read from, when it was read from one
 
     # ---- membership ---------------------------------------------------------------------
     def contains(self, spec: ArchSpec) -> bool:
@@ -182,6 +183,16 @@ class SearchSpace:
             steps += 1
             result = self.materialize(draft, num_classes, name)
         return dataclasses.replace(result, drafted_macs=drafted.macs, shrunk=steps)
+
+    def random_sample(self, rng, num_classes: int = 1000, budget: int | None = None, attempts: int = 1000,
+                      name: str = "random") -> Sample:
+        """A network drawn with the NumPy generator `rng`, every decision uniform (as Optuna's random sampler
+        draws them), redrawn until it builds and fits `budget`; LwnasError after `attempts` draws."""
+        for _ in range(attempts):
+            sample = self.materialize(self._walk(_Random(rng)), num_classes, name)
+            if sample.spec is not None and (budget is None or sample.macs <= budget):
+                return sample
+        raise LwnasError(f"no network of space {self.name} fits {budget} MAdds in {attempts} random draws")
 
     def materialize(self, draft: Draft, num_classes: int = 1000, name: str = "sampled") -> Sample:
         """Turn a draft into a spec, repairing blocks whose channels do not fit; counts MAdds on the way."""
@@ -297,6 +308,22 @@ class _Ask:
             return choices[0]
         name = self.trial.suggest_categorical(key, [c.type for c in choices])
         return next(c for c in choices if c.type == name)
+
+
+class _Random:
+    """Decisions drawn uniformly from a NumPy generator."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def depth(self, key: str, values: tuple) -> int:
+        return values[int(self.rng.integers(len(values)))]
+
+    def index(self, key: str, values: tuple) -> int:
+        return int(self.rng.integers(len(values)))
+
+    def choice(self, key: str, choices: tuple[BlockChoice, ...]) -> BlockChoice:
+        return choices[int(self.rng.integers(len(choices)))]
 
 
 class _Replay:
@@ -523,11 +550,17 @@ def space_path(name_or_path: str | Path) -> Path:
 
 @lru_cache(maxsize=None)
 def _load_space(path: str, mtime: float) -> SearchSpace:
-    data = parse_yaml(Path(path).read_text(), path)
+    return space_from_text(Path(path).read_text(), path)
+
+
+def space_from_text(text: str, source: str) -> SearchSpace:
+    """A space from its YAML text (a file's, or the copy a supernet checkpoint keeps); `text` stays on it."""
     try:
-        return space_from_dict(data, path)
+        space = space_from_dict(parse_yaml(text, source), source)
     except SpecError as err:
-        raise SpecError(f"{path}: {err.path}", str(err)[len(err.path) + 2:]) from None
+        raise SpecError(f"{source}: {err.path}", str(err)[len(err.path) + 2:]) from None
+    space.text = text
+    return space
 
 
 def space_from_dict(data: Any, source: str = "") -> SearchSpace:

@@ -14,6 +14,7 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -335,11 +336,17 @@ def train(model, train_set, val_set, config: TrainConfig,
           on_step: Callable[[int, int, float], None] | None = None,
           resume: dict | None = None,
           save: Callable[[dict, bool], None] | None = None,
-          log_every: int = LOG_EVERY) -> list[EpochResult]:
+          log_every: int = LOG_EVERY,
+          loss_fn: Callable | None = None,
+          evaluate_fn: Callable | None = None) -> list[EpochResult]:
     """Train `model` for config.epochs; `on_epoch` sees each epoch's validation result (it may raise to stop,
     e.g. optuna.TrialPruned); `on_step(step, steps, loss)` is for progress output, called every `log_every`
     steps and at an epoch's last with the mean loss since the previous call. `save(state, is_best)` gets the
-    full training state after every epoch, and `resume` (such a state) continues from it exactly."""
+    full training state after every epoch, and `resume` (such a state) continues from it exactly.
+
+    `loss_fn(net, images, labels, epoch, step)` replaces the loss of one forward pass (the supernet sums several
+    subnets' losses per batch) and `evaluate_fn(model, train_loader, val_loader)` -> (top-1, top-5) replaces the
+    batch-norm recalibration and evaluation of `model`."""
     import paddle
 
     seed_everything(config.seed)
@@ -356,6 +363,8 @@ def train(model, train_set, val_set, config: TrainConfig,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="AmpScaler can only be enabled on")
         scaler = paddle.amp.GradScaler(enable=config.amp and config.amp_dtype == "float16")
+    loss_fn = loss_fn or partial(_cross_entropy, label_smoothing=config.label_smoothing)
+    evaluate_fn = evaluate_fn or partial(_recalibrate_and_evaluate, batches=config.bn_recalibration)
     history, start_epoch = [], 0
     if resume is not None:
         model.set_state_dict(resume["model"])
@@ -374,7 +383,7 @@ def train(model, train_set, val_set, config: TrainConfig,
         start, seen = time.perf_counter(), 0
         loss_sum, read_sum, read_seen = None, 0.0, 0  # loss_sum stays on the device between reads
         for step, (images, labels) in enumerate(train_loader):
-            loss = _train_step(net, images, labels, optimizer, scaler, config)
+            loss = _train_step(partial(loss_fn, net, images, labels, epoch, step), optimizer, scaler, config)
             schedule.step()
             if ema is not None:
                 ema.update(model)
@@ -393,8 +402,7 @@ def train(model, train_set, val_set, config: TrainConfig,
         elapsed = time.perf_counter() - start
         if ema is not None:
             ema.swap(model)
-        recalibrate_batch_norm(model, train_loader, config.bn_recalibration)
-        _, top1, top5 = evaluate(model, val_loader)
+        top1, top5 = evaluate_fn(model, train_loader, val_loader)
         if ema is not None:
             ema.swap(model)
         result = EpochResult(epoch + 1, read_sum / max(seen, 1), top1, top5, float(optimizer.get_lr()),
@@ -413,19 +421,31 @@ def train(model, train_set, val_set, config: TrainConfig,
     return history
 
 
-def _train_step(net, images, labels, optimizer, scaler, config: TrainConfig):
-    """Forward under autocast, scaled backward, then the scaler's step (unscale, skip on inf/NaN gradients,
-    clip, update) and update. The returned loss is detached and still on the device."""
-    import paddle
+def _cross_entropy(net, images, labels, epoch, step, label_smoothing: float):
     import paddle.nn.functional as F
+
+    return F.cross_entropy(net(images), labels, label_smoothing=label_smoothing)
+
+
+def _recalibrate_and_evaluate(model, train_loader, val_loader, batches: int) -> tuple[float, float]:
+    recalibrate_batch_norm(model, train_loader, batches)
+    _, top1, top5 = evaluate(model, val_loader)
+    return top1, top5
+
+
+def _train_step(compute_loss: Callable, optimizer, scaler, config: TrainConfig):
+    """`compute_loss()` under autocast, scaled backward, then the scaler's step (unscale, skip on inf/NaN
+    gradients, clip, update) and update. The returned loss is detached and still on the device."""
+    import paddle
 
     with warnings.catch_warnings():  # Paddle's autocast is a no-op off accelerators, and says so every step
         warnings.filterwarnings("ignore", message="amp_guard can only be enabled on")
         with paddle.amp.auto_cast(enable=config.amp, dtype=config.amp_dtype, level="O1"):
-            logits = net(images)
-            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+            loss = compute_loss()
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
-    optimizer.clear_grad()
+    # None, not zeros: a weight this step did not use (a supernet bank) must not move by momentum or decay, or a
+    # resumed run, whose weights start without gradients, would update differently from an uninterrupted one
+    optimizer.clear_grad(set_to_zero=False)
     return loss.detach()

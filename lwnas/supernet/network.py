@@ -54,10 +54,11 @@ def _initializer(name: str, shape: list[int]):
     return nn.initializer.Constant(1.0 if name.endswith("weight") else 0.0)
 
 
-class Subnet:
-    """One network of the space running on the supernet's banks."""
+class Subnet(nn.Layer):
+    """One network of the space running on the supernet's banks (its own layers hold only batch-norm statistics)."""
 
     def __init__(self, spec: ArchSpec, net: Network, bindings: list, names: list[str]):
+        super().__init__()
         self.spec, self.net = spec, net
         self.bindings, self.names = bindings, names  # (owner layer, attribute, bank weight, window); net's names
 
@@ -66,14 +67,11 @@ class Subnet:
         for owner, attr, bank_param, cut in self.bindings:
             object.__setattr__(owner, attr, bank_param[cut])
 
-    def __call__(self, x):
+    def forward(self, x):
         self.bind()
         return self.net(x)
 
-    def train(self, mode: bool = True):
-        self.net.train() if mode else self.net.eval()
-
-    def state_dict(self) -> dict:
+    def weights(self) -> dict:
         """The subnet's weights and statistics under `lwnas.build(spec)`'s names, as a normal network holds them."""
         state = {name: value.detach().clone() for name, value in self.net.state_dict().items()}
         for (_, _, bank_param, cut), name in zip(self.bindings, self.names):
@@ -94,8 +92,8 @@ class Supernet(nn.Layer):
         for position, key, shapes in _bank_shapes(space, num_classes):
             self._bank_of[(position, key)] = len(self.banks)
             self.banks.append(Bank(shapes))
-        self._subnets: OrderedDict[str, Subnet] = OrderedDict()
-        self._active: Subnet | None = None
+        self._subnets: OrderedDict[str, Subnet] = OrderedDict()  # not sublayers: checkpoints hold the banks only
+        object.__setattr__(self, "_active", None)
 
     def subnet(self, spec: ArchSpec) -> Subnet:
         """The subnet of `spec` (cached: its batch-norm statistics persist while it stays in the cache)."""
@@ -112,14 +110,14 @@ class Supernet(nn.Layer):
         return subnet
 
     def activate(self, spec: ArchSpec) -> Subnet:
-        self._active = self.subnet(spec)
-        self._active.train(self.training)
+        """Make `spec` the subnet that `forward` runs."""
+        object.__setattr__(self, "_active", self.subnet(spec))
         return self._active
 
     def forward(self, x):
         if self._active is None:
             self.activate(self.largest)
-        self._active.train(self.training)
+        self._active.train() if self.training else self._active.eval()
         return self._active(x)
 
     def _build(self, spec: ArchSpec) -> Subnet:

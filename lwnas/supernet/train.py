@@ -1,0 +1,103 @@
+"""Training the supernet with the sandwich rule and in-place distillation (BigNAS, Yu et al. 2020), on the
+shared trainer (`lwnas.train.train`) and run folders (`lwnas.retrain.train_folder`): same checkpoints, resume,
+EMA, AMP, logs and progress as `lwnas train`.
+
+Every batch trains the space's largest network on the labels, then its smallest and `random_subnets` uniformly
+drawn networks (under the budget, when one is given) on the largest one's predictions, and takes one optimizer
+step on the summed loss. The draws depend only on (seed, epoch, step), so a resumed run draws what the killed
+one would have.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LwnasError
+from ..space import SearchSpace
+from ..train import TrainConfig, evaluate, recalibrate_batch_norm
+from .network import Supernet
+
+
+@dataclass(frozen=True)
+class Sandwich:
+    random_subnets: int = 2  # drawn per batch besides the largest and smallest
+    distill: bool = True  # students learn the largest network's predictions, not the labels
+    budget: int | None = None  # MAdds: random subnets are drawn under it
+
+
+def identity(space: SearchSpace, sandwich: Sandwich) -> str:
+    """What a supernet checkpoint must match to be resumed or used: the space's content and the sandwich rule."""
+    digest = hashlib.sha256(space.text.encode()).hexdigest()[:12]
+    rule = ", ".join(f"{k} {v}" for k, v in asdict(sandwich).items())
+    return f"space {space.name} ({digest}), {rule}"
+
+
+def sandwich_loss(supernet: Supernet, sandwich: Sandwich, seed: int, label_smoothing: float):
+    """The loss of one batch under the sandwich rule (a `loss_fn` for lwnas.train.train)."""
+    import paddle.nn.functional as F
+
+    def loss_fn(net, images, labels, epoch, step):
+        rng = np.random.default_rng((seed, epoch, step))
+        supernet.activate(supernet.largest)
+        teacher = net(images)
+        loss = F.cross_entropy(teacher, labels, label_smoothing=label_smoothing)
+        target = F.softmax(teacher.detach().astype("float32"), axis=1) if sandwich.distill else None
+        students = [supernet.smallest] + [supernet.space.random_sample(rng, supernet.num_classes, sandwich.budget).spec
+                                          for _ in range(sandwich.random_subnets)]
+        for spec in students:
+            supernet.activate(spec)
+            logits = net(images)
+            if target is None:
+                loss = loss + F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+            else:
+                loss = loss + F.cross_entropy(logits.astype("float32"), target, soft_label=True)
+        return loss
+
+    return loss_fn
+
+
+def evaluate_subnet(supernet: Supernet, spec, train_loader, val_loader, batches: int) -> tuple[float, float]:
+    """(top-1, top-5) of one subnet with inherited weights, its batch-norm statistics re-estimated first."""
+    subnet = supernet.subnet(spec)
+    recalibrate_batch_norm(subnet, train_loader, batches)
+    _, top1, top5 = evaluate(subnet, val_loader)
+    return top1, top5
+
+
+def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainConfig, sandwich: Sandwich,
+                   resume: bool = False, skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None,
+                   from_disk: bool | None = None):
+    """Train the supernet of `space` into the run folder `output` (or resume it); each epoch reports the largest
+    subnet's top-1 (the run's top-1) and the smallest's."""
+    from ..retrain import train_folder
+
+    smallest: dict[str, float] = {}
+    check_budget(space, sandwich)
+
+    def hooks(supernet):
+        def evaluate_fn(model, train_loader, val_loader):
+            smallest["top1"] = evaluate_subnet(supernet, supernet.smallest, train_loader, val_loader,
+                                               config.bn_recalibration)[0]
+            return evaluate_subnet(supernet, supernet.largest, train_loader, val_loader, config.bn_recalibration)
+
+        return {"loss_fn": sandwich_loss(supernet, sandwich, config.seed, config.label_smoothing),
+                "evaluate_fn": evaluate_fn, "epoch_note": lambda: f" (smallest {smallest['top1']:.2f}%)"}
+
+    key = identity(space, sandwich)
+    return train_folder(output, data, config, identity={"supernet": key, "space": space.text,
+                                                        "sandwich": asdict(sandwich)},
+                        key="supernet", files={"space.yaml": space.text},
+                        make_model=lambda classes: Supernet(space, len(classes)), hooks=hooks, resume=resume,
+                        skip_bad=skip_bad, stream=stream, epochs=epochs, from_disk=from_disk)
+
+
+def check_budget(space: SearchSpace, sandwich: Sandwich):
+    if sandwich.budget is not None:
+        smallest = space.smallest()
+        if smallest.macs > sandwich.budget:
+            raise LwnasError(f"budget {sandwich.budget} MAdds is below the smallest network of space {space.name} "
+                             f"({smallest.macs} MAdds)")

@@ -1,0 +1,167 @@
+"""The weight-sharing supernet: every sampled subnet of micro and mobile runs on the shared banks and extracts to a
+normal checkpoint with equal outputs; the sandwich rule trains the windows it used; a killed supernet run resumes
+to bit-identical weights; extraction feeds `lwnas train --init`."""
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+
+import lwnas
+from lwnas import checkpoint
+from lwnas.predictor import sample_specs
+from lwnas.space import get_space
+from lwnas.supernet import Supernet, SupernetError
+from lwnas.supernet.train import Sandwich, sandwich_loss
+
+TINY_SPACE = """
+name: tiny
+resolution: 32
+stem:
+  - name: stem
+    stride: 2
+    blocks:
+      - {type: conv_bn_act, out: [8, 16], kernel: 3}
+stages:
+  - name: s1
+    depth: [1, 2]
+    stride: 2
+    blocks:
+      - {type: micro_block, out: [16, 24], kernel: [3, 5], expand: [[1, 2]], pw1_groups: [[2, 2], [4, 4]],
+         pw2_groups: [[2, 2]], dy: [[2, 2, 1], [0, 2, 0]]}
+      - {type: inverted_residual, out: [16, 24], kernel: [3], expand: [32, 48], se: [false, true]}
+head:
+  - {type: classifier, hidden: [0, 32], dropout: [0.0, 0.1]}
+"""
+ARGS = ["--epochs", "3", "--train-subset", "96", "--val-subset", "32", "--batch-size", "16", "--seed", "1"]
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "lwnas.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module", params=["micro", "mobile"])
+def supernet(request):
+    return Supernet(get_space(request.param), 10)
+
+
+def test_every_sampled_subnet_runs_and_extracts_to_equal_outputs(supernet):
+    space = supernet.space
+    named = [lwnas.get_config(n) for n in lwnas.config_names() if space.contains(lwnas.get_config(n))]
+    specs = [supernet.largest, supernet.smallest, *named, *sample_specs(space, 12, seed=3, num_classes=10)]
+    assert len(named) >= 3  # MicroNet M0-M3 / MobileNetV3, AsymmNet, ShuffleNet v2, MobileOne S0
+    x = paddle.randn([2, 3, 32, 32])
+    for spec in specs:
+        subnet = supernet.subnet(spec)
+        subnet.eval()
+        shared = subnet(x).numpy()
+        static = lwnas.build(spec, 10)
+        static.set_state_dict(subnet.weights())
+        static.eval()
+        alone = static(x).numpy()
+        assert np.abs(shared - alone).max() <= 1e-5 * max(np.abs(alone).max(), 1e-6), spec.name
+
+
+def test_largest_and_smallest_are_the_extremes_of_the_space(supernet):
+    space = supernet.space
+    largest, smallest = lwnas.count(supernet.largest).macs, lwnas.count(supernet.smallest).macs
+    for spec in sample_specs(space, 40, seed=5, num_classes=10):
+        assert smallest <= lwnas.count(spec).macs <= largest
+    depths = {}
+    for position in space.positions(supernet.largest)[:-1]:  # the head last
+        slot, _, k = position.rpartition(".")
+        depths[slot] = max(depths.get(slot, 0), int(k) + 1)
+    for slot in list(space.stem) + list(space.stages):
+        assert depths[slot.name] == max(slot.depths)
+
+
+def test_a_network_outside_the_space_is_refused(supernet):
+    outside = lwnas.get_config("fasternet_t0")
+    with pytest.raises(SupernetError, match="not a network of the supernet's space"):
+        supernet.subnet(outside)
+
+
+def test_a_sandwich_step_reaches_exactly_the_banks_it_used(tmp_path):
+    space_file = tmp_path / "tiny.yaml"
+    space_file.write_text(TINY_SPACE)
+    supernet = Supernet(get_space(space_file), 4)
+    loss = sandwich_loss(supernet, Sandwich(random_subnets=1), seed=0, label_smoothing=0.0)(
+        supernet, paddle.randn([8, 3, 32, 32]), paddle.to_tensor(np.arange(8) % 4), 0, 0)
+    loss.backward()
+    reached = {name for name, p in supernet.named_parameters()
+               if p.grad is not None and float(p.grad.abs().sum()) > 0}
+    drawn = supernet.space.random_sample(np.random.default_rng((0, 0, 0)), 4).spec  # the step's random subnet
+    used = {id(bank_param) for spec in (supernet.largest, supernet.smallest, drawn)
+            for _, _, bank_param, _ in supernet.subnet(spec).bindings}
+    assert reached == {name for name, p in supernet.named_parameters() if id(p) in used}
+    assert len(reached) < len(list(supernet.parameters()))  # some banks belong to layouts none of the three used
+    smallest = supernet.subnet(supernet.smallest)
+    stem, cut = smallest.bindings[0][2], smallest.bindings[0][3]
+    outside = np.ones(stem.shape, bool)
+    outside[cut] = False
+    assert outside.any() and stem.grad.numpy()[outside].any()  # the largest subnet trains the rest of the stem
+
+
+def test_killed_supernet_training_resumes_to_identical_weights(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    args = ["supernet", "train", "--space", "tiny.yaml", *ARGS]
+    straight = run(*args, "--output", "straight", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    assert "(smallest " in straight.stdout
+    worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", *args, "--output", "killed"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "killed" / checkpoint.LAST).exists() and time.time() < deadline:
+        assert worker.poll() is None
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert checkpoint.load(tmp_path / "killed" / checkpoint.LAST)["epoch"] < 3
+    resumed = run(*args, "--output", "killed", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    a = checkpoint.load(tmp_path / "straight" / checkpoint.LAST)
+    b = checkpoint.load(tmp_path / "killed" / checkpoint.LAST)
+    assert a["epoch"] == b["epoch"] == 3
+    for key in a["model"]:
+        assert np.array_equal(np.asarray(a["model"][key]), np.asarray(b["model"][key])), key
+
+    other = run("supernet", "train", "--space", "tiny.yaml", "--random-subnets", "1", *ARGS, "--output", "killed",
+                "--resume", cwd=tmp_path)
+    assert other.returncode == 2 and "holds another run" in other.stderr
+
+
+def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    trained = run("supernet", "train", "--space", "tiny.yaml", "--epochs", "1", "--train-subset", "64",
+                  "--val-subset", "32", "--output", "sn", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    spec = get_space(tmp_path / "tiny.yaml").smallest(10).spec
+    (tmp_path / "small.yaml").write_text(spec.to_yaml())
+    extracted = run("supernet", "extract", "sn", "--arch", "small.yaml", "--data", "synthetic", "--output", "net",
+                    cwd=tmp_path)
+    assert extracted.returncode == 0, extracted.stderr
+    assert "inherited top-1" in extracted.stdout
+
+    from lwnas.supernet.extract import load_supernet
+    from lwnas.retrain import load_trained
+
+    supernet, _ = load_supernet(tmp_path / "sn")
+    model, _, _ = load_trained(tmp_path / "net")
+    subnet, written = supernet.subnet(spec), model.state_dict()
+    inherited = subnet.weights()
+    assert subnet.names and all(np.array_equal(written[n].numpy(), inherited[n].numpy()) for n in subnet.names)
+    statistics = [n for n in written if n.endswith("_variance")]
+    assert statistics and not any(np.array_equal(written[n].numpy(), np.ones(written[n].shape)) for n in statistics)
+
+    evaluated = run("eval", "--checkpoint", "net", "--data", "synthetic", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    started = run("train", "--arch", "small.yaml", "--init", "net", "--epochs", "1", "--train-subset", "32",
+                  "--val-subset", "32", "--output", "retrained", cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    wrong = run("train", "--arch", "micronet_m0", "--init", "net", "--epochs", "1", "--output", "x", cwd=tmp_path)
+    assert wrong.returncode == 2 and "another architecture" in wrong.stderr and "Traceback" not in wrong.stderr
+    refused = run("eval", "--checkpoint", "sn", "--data", "synthetic", cwd=tmp_path)
+    assert refused.returncode == 2 and "supernet extract" in refused.stderr
