@@ -102,7 +102,8 @@ def cmd_search(args):
                               heartbeat_grace=args.heartbeat_grace, until_total=args.until_total,
                               baselines=tuple(args.baseline), worker=args.worker_index,
                               prescreen=args.prescreen, prescreen_score=args.prescreen_score,
-                              latency_engine=args.latency_engine, latency_threads=args.latency_threads)
+                              latency_engine=args.latency_engine, latency_threads=args.latency_threads,
+                              supernet=args.supernet)
     search = Search(settings)
     if args.workers > 1:
         run_workers(search, args.argv, args.workers, args.until_total)
@@ -410,6 +411,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", default=[], metavar="CONFIG",
                    help="also train this named config (e.g. micronet_m2) with the same proxy, once per study, as the "
                         "reference the search should beat; repeatable")
+    p.add_argument("--supernet", metavar="RUN", help="score each trial by its accuracy with weights inherited from "
+                                                    "this trained supernet (`lwnas supernet train`) instead of "
+                                                    "training it; the proxy settings become the supernet's")
     p.add_argument("--prescreen", type=_positive_int, default=1, metavar="N",
                    help="draw N feasible candidates per trained trial and train the best by --prescreen-score "
                         "(default 1: off)")

@@ -57,6 +57,7 @@ class SearchSettings:
     worker: int = 0  # index among the --workers K processes: each samples with its own seed
     prescreen: int = 1  # train only the best of every N feasible candidates by a zero-cost score (1: off)
     prescreen_score: str = "params"
+    supernet: str | None = None  # a supernet run folder or checkpoint: score by inherited weights, not training
     proxy: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -106,8 +107,23 @@ class Search:
         self.train_set = self.val_set = None
         self.progress = Progress(settings.trials)
         self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
+        self._loaders = None  # --supernet: (train, val) loaders for recalibration and evaluation
         engine = settings.latency_engine
         self.table = LatencyTable.load(engine.partition(":")[2]) if engine.startswith("predict:") else None
+        self.supernet = self.supernet_state = None
+        if settings.supernet:
+            self._load_supernet()
+
+    def _load_supernet(self):
+        """--supernet: the checkpoint's space must be the searched one, and its training settings (resolution,
+        subsets, batch-norm batches) become the proxy's, so subnets are scored on the data view they learned."""
+        from .supernet.extract import load_supernet
+
+        self.supernet, self.supernet_state = load_supernet(Path(self.settings.supernet))
+        if self.supernet.space.text != self.space.text:
+            raise LwnasError(f"--supernet {self.settings.supernet} was trained on another space "
+                             f"({self.supernet_state['supernet']}); search the space it holds (its space.yaml)")
+        self.settings.proxy = TrainConfig.from_dict(self.supernet_state["config"], "the supernet's settings")
 
     def load_data(self):
         """The proxy's train/val sets. MAdds count with their class count from here on: the budget must admit
@@ -118,6 +134,9 @@ class Search:
             return
         s = self.settings
         self.train_set, self.val_set = load_data(s.data, s.proxy, s.skip_bad_images)
+        if self.supernet is not None and self.train_set.classes != self.supernet_state["classes"]:
+            raise LwnasError(f"--supernet {s.supernet} was trained on other classes than {s.data} has; search with "
+                             f"the data it was trained on")
         smallest = self.space.smallest(len(self.train_set.classes))
         if s.budget < smallest.macs:
             raise LwnasError(f"budget {human(s.budget)} MAdds is below the smallest network of space "
@@ -126,6 +145,9 @@ class Search:
         for name, spec in self.baselines.items():
             spec = self.baselines[name] = spec.replace(num_classes=len(self.train_set.classes))
             macs = count(spec, self.space.resolution).macs
+            if self.supernet is not None and not self.space.contains(spec):
+                raise LwnasError(f"baseline {name} is not a network of space {self.space.name} ("
+                                 f"{self.space.why_not(spec)}), so the supernet cannot score it")
             if macs > s.budget:
                 raise LwnasError(f"baseline {name} has {human(macs)} MAdds at {self.space.resolution}px, over the "
                                  f"{human(s.budget)} budget; pick a named config under the budget")
@@ -171,6 +193,8 @@ class Search:
                 "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": s.sampler,
                 "latency_engine": s.latency_engine, "latency_threads": s.latency_threads,
                 "latency_batch": s.latency_batch, "encoding": ENCODING}
+        if self.supernet is not None:  # scores are inherited-weight accuracies of this supernet at this epoch
+            identity.update(supernet=self.supernet_state["supernet"], supernet_epoch=self.supernet_state["epoch"])
         if self.table is not None:  # the table's content, not its path (workers on other machines copy it)
             table = asdict(self.table)
             identity.update(latency_engine="predict", latency_threads=table.pop("threads"),
@@ -251,14 +275,14 @@ class Search:
         progress.begin_baseline(name, spec.arch_hash, cost.macs)
         seed_everything(settings.proxy.seed)
         model = build(spec)
-        epochs, current = settings.proxy.epochs, {"epoch": 1}
+        epochs, current = self.epochs, {"epoch": 1}
 
         def on_epoch(result):
             current["epoch"] = result.epoch + 1
             progress.epoch(result.epoch, epochs, result.top1, result.loss)
 
         try:
-            history = self._train(model, on_epoch,
+            history = self._score(spec, model, on_epoch,
                                   lambda step, steps, loss: progress.step(current["epoch"], epochs, step, steps, loss))
         except TrainingDiverged as err:
             progress.finish(f"failed: {err} (not recorded; it is retried on the next run)", trained=False)
@@ -332,7 +356,7 @@ class Search:
         progress.begin(trial.number, spec.arch_hash, cost.macs)
         seed_everything(settings.proxy.seed)  # every candidate starts from the same seeded state
         model = build(spec, len(self.train_set.classes))
-        epochs = settings.proxy.epochs
+        epochs = self.epochs
         current = {"epoch": 1}
         epochs_seen = []
 
@@ -355,7 +379,7 @@ class Search:
 
         start = time.time()
         try:
-            history = self._train(model, on_epoch, on_step)
+            history = self._score(spec, model, on_epoch, on_step)
         except TrainingDiverged as err:
             self.stats["failed"] += 1
             trial.set_user_attr("error", str(err))
@@ -488,10 +512,34 @@ class Search:
         trial.study.enqueue_trial(sample.params, user_attrs={"shrunk_from": trial.number}, skip_if_exists=True)
         raise optuna.TrialPruned()
 
-    def _train(self, model, on_epoch, on_step):
-        from .train import train
+    @property
+    def epochs(self) -> int:
+        """Epochs a trial reports: the proxy's, or one evaluation with --supernet."""
+        return 1 if self.supernet is not None else self.settings.proxy.epochs
 
-        return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step)
+    def _score(self, spec, model, on_epoch, on_step):
+        """The network's epoch results: proxy training of `model`, or with --supernet one evaluation of `spec`
+        with inherited weights after batch-norm recalibration (a single, last, epoch: never pruned)."""
+        from .train import EpochResult, train
+
+        if self.supernet is None:
+            return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step)
+        from .supernet import SupernetError
+        from .supernet.train import evaluate_subnet
+        from .train import loaders
+
+        if self._loaders is None:
+            self._loaders = loaders(self.train_set, self.val_set, self.settings.proxy)[2:]
+        start = time.perf_counter()
+        try:
+            loss, top1, top5 = evaluate_subnet(self.supernet, spec, *self._loaders,
+                                               self.settings.proxy.bn_recalibration)
+        except SupernetError as err:
+            raise LwnasError(str(err)) from None
+        seconds = time.perf_counter() - start
+        result = EpochResult(1, loss, top1, top5, 0.0, len(self.val_set) / max(seconds, 1e-9), seconds)
+        on_epoch(result)
+        return [result]
 
     def _settle(self, study):
         """Before leaving, wait (at most a heartbeat grace period and a bit) until no trial is left RUNNING:

@@ -196,6 +196,10 @@ def make_optimizer(model, config: TrainConfig, steps_per_epoch: int):
     else:
         optimizer = paddle.optimizer.Momentum(schedule, config.momentum, parameters=groups, grad_clip=clip,
                                               use_nesterov=False)
+    # Optimizer state (zeros) for every weight now, not at its first gradient: a supernet bank unused so far must
+    # still be in a checkpoint's state, or Paddle refuses to resume it and a later save drops its momentum.
+    optimizer._create_accumulators(paddle.static.default_main_program().global_block(),
+                                   [p for group in groups for p in group["params"]])
     return optimizer, schedule
 
 

@@ -80,7 +80,7 @@ def test_largest_and_smallest_are_the_extremes_of_the_space(supernet):
 
 def test_a_network_outside_the_space_is_refused(supernet):
     outside = lwnas.get_config("fasternet_t0")
-    with pytest.raises(SupernetError, match="not a network of the supernet's space"):
+    with pytest.raises(SupernetError, match="not a network of space"):
         supernet.subnet(outside)
 
 
@@ -165,3 +165,33 @@ def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
     assert wrong.returncode == 2 and "another architecture" in wrong.stderr and "Traceback" not in wrong.stderr
     refused = run("eval", "--checkpoint", "sn", "--data", "synthetic", cwd=tmp_path)
     assert refused.returncode == 2 and "supernet extract" in refused.stderr
+
+
+def test_search_over_a_supernet_stores_trials_like_a_search_and_resumes(tmp_path):
+    import optuna
+
+    from lwnas.storage import trained_trials
+
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    trained = run("supernet", "train", "--space", "tiny.yaml", "--epochs", "1", "--train-subset", "64",
+                  "--val-subset", "32", "--output", "sn", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    search = ["search", "--space", "tiny.yaml", "--flops-budget", "1M", "--supernet", "sn", "--study", "s"]
+    first = run(*search, "--trials", "5", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run(*search, "--trials", "3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/runs/lwnas.db")
+    done = trained_trials(study)
+    assert len(done) == 8 and study.user_attrs["settings"]["supernet_epoch"] == 1
+    space = get_space(tmp_path / "tiny.yaml")
+    for trial in done:
+        assert 0 <= trial.user_attrs["top1"] <= 100 and trial.user_attrs["latency_ms"] > 0
+        assert space.spec_from_params(trial.params, 10).arch_hash == trial.user_attrs["arch_hash"]
+
+    more = run("supernet", "train", "--space", "tiny.yaml", "--output", "sn", "--resume", "--epochs", "2", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    changed = run(*search, "--trials", "1", cwd=tmp_path)
+    assert changed.returncode == 2 and "supernet_epoch" in changed.stderr
+    other_space = run("search", "--space", "micro", "--flops-budget", "12M", "--supernet", "sn", cwd=tmp_path)
+    assert other_space.returncode == 2 and "another space" in other_space.stderr

@@ -46,7 +46,7 @@ def extract(supernet: Supernet, state: dict, spec: ArchSpec, data: str, output: 
                          f"{state['classes'][:5]}...; extract with the data it was trained on")
     _, _, train_loader, val_loader = loaders(train_set, val_set, config)
     spec = spec.replace(num_classes=len(state["classes"]))
-    top1, top5 = evaluate_subnet(supernet, spec, train_loader, val_loader, batches)
+    _, top1, top5 = evaluate_subnet(supernet, spec, train_loader, val_loader, batches)
     output.mkdir(parents=True, exist_ok=True)
     (output / "spec.yaml").write_text(spec.to_yaml())
     (output / "classes.json").write_text(json.dumps(state["classes"]))

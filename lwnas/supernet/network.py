@@ -123,8 +123,8 @@ class Supernet(nn.Layer):
     def _build(self, spec: ArchSpec) -> Subnet:
         try:
             positions = self.space.positions(spec)
-        except LwnasError as err:
-            raise SupernetError(f"{spec.name} is not a network of the supernet's space: {err}") from None
+        except LwnasError as err:  # "NAME: not a network of space S: why"
+            raise SupernetError(str(err)) from None
         with paddle.LazyGuard():
             net = Network(spec)
         bindings, names = [], []

@@ -60,12 +60,11 @@ def sandwich_loss(supernet: Supernet, sandwich: Sandwich, seed: int, label_smoot
     return loss_fn
 
 
-def evaluate_subnet(supernet: Supernet, spec, train_loader, val_loader, batches: int) -> tuple[float, float]:
-    """(top-1, top-5) of one subnet with inherited weights, its batch-norm statistics re-estimated first."""
+def evaluate_subnet(supernet: Supernet, spec, train_loader, val_loader, batches: int) -> tuple[float, float, float]:
+    """(loss, top-1, top-5) of one subnet with inherited weights, its batch-norm statistics re-estimated first."""
     subnet = supernet.subnet(spec)
     recalibrate_batch_norm(subnet, train_loader, batches)
-    _, top1, top5 = evaluate(subnet, val_loader)
-    return top1, top5
+    return evaluate(subnet, val_loader)
 
 
 def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainConfig, sandwich: Sandwich,
@@ -81,8 +80,8 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
     def hooks(supernet):
         def evaluate_fn(model, train_loader, val_loader):
             smallest["top1"] = evaluate_subnet(supernet, supernet.smallest, train_loader, val_loader,
-                                               config.bn_recalibration)[0]
-            return evaluate_subnet(supernet, supernet.largest, train_loader, val_loader, config.bn_recalibration)
+                                               config.bn_recalibration)[1]
+            return evaluate_subnet(supernet, supernet.largest, train_loader, val_loader, config.bn_recalibration)[1:]
 
         return {"loss_fn": sandwich_loss(supernet, sandwich, config.seed, config.label_smoothing),
                 "evaluate_fn": evaluate_fn, "epoch_note": lambda: f" (smallest {smallest['top1']:.2f}%)"}
