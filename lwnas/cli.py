@@ -256,7 +256,8 @@ def cmd_supernet(args):
 
         space = get_space(args.space)
         budget = parse_count(args.budget, "--budget") if args.budget else None
-        sandwich = Sandwich(random_subnets=args.random_subnets, distill=args.distill, budget=budget)
+        distill = args.sandwich if args.distill is None else args.distill
+        sandwich = Sandwich(random_subnets=args.random_subnets, distill=distill, budget=budget, sandwich=args.sandwich)
         config = _train_settings(args, space.resolution, {"epochs": 20, "ema_decay": 0.0}, space.name)
         name = f"supernet-{space.name}" + (f"-{human(budget)}" if budget else "")
         output = Path(args.output) if args.output else Path(args.runs_dir) / name
@@ -507,8 +508,11 @@ def make_parser() -> argparse.ArgumentParser:
     q.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     q.add_argument("--random-subnets", type=_positive_int, default=2,
                    help="random subnets per batch besides the largest and smallest (default 2)")
-    q.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
-                   help="subnets learn the largest subnet's predictions (default) or the labels")
+    q.add_argument("--distill", action=argparse.BooleanOptionalAction, default=None,
+                   help="subnets learn the largest subnet's predictions (default with the sandwich rule) or the labels")
+    q.add_argument("--sandwich", action=argparse.BooleanOptionalAction, default=True,
+                   help="train the largest and smallest subnets at every step too (default), or only the random ones "
+                        "(SPOS's uniform single path; implies --no-distill)")
     _add_training_options(q, epochs=20)
     q.set_defaults(func=cmd_supernet)
     q = actions.add_parser("extract", help="write one network with its inherited weights as a run folder")

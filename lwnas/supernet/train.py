@@ -4,7 +4,7 @@ EMA, AMP, logs and progress as `lwnas train`.
 
 Every batch trains the space's largest network on the labels, then its smallest and `random_subnets` uniformly
 drawn networks (under the budget, when one is given) on the largest one's predictions, and takes one optimizer
-step on the summed loss. The draws depend only on (seed, epoch, step), so a resumed run draws what the killed
+step on the summed loss. Without the sandwich rule only the random networks train, on the labels (SPOS). The draws depend only on (seed, epoch, step), so a resumed run draws what the killed
 one would have.
 """
 from __future__ import annotations
@@ -27,6 +27,11 @@ class Sandwich:
     random_subnets: int = 2  # drawn per batch besides the largest and smallest
     distill: bool = True  # students learn the largest network's predictions, not the labels
     budget: int | None = None  # MAdds: random subnets are drawn under it
+    sandwich: bool = True  # False: only the random subnets, on the labels (SPOS's uniform rule)
+
+    def __post_init__(self):
+        if self.distill and not self.sandwich:
+            raise LwnasError("in-place distillation needs the sandwich rule: its teacher is the largest subnet")
 
 
 def identity(space: SearchSpace, sandwich: Sandwich) -> str:
@@ -42,13 +47,16 @@ def sandwich_loss(supernet: Supernet, sandwich: Sandwich, seed: int, label_smoot
 
     def loss_fn(net, images, labels, epoch, step):
         rng = np.random.default_rng((seed, epoch, step))
-        supernet.activate(supernet.largest)
-        teacher = net(images)
-        loss = F.cross_entropy(teacher, labels, label_smoothing=label_smoothing)
-        target = F.softmax(teacher.detach().astype("float32"), axis=1) if sandwich.distill else None
-        students = [supernet.smallest] + [supernet.space.random_sample(rng, supernet.num_classes, sandwich.budget).spec
-                                          for _ in range(sandwich.random_subnets)]
-        for spec in students:
+        loss, target = 0.0, None
+        drawn = [supernet.space.random_sample(rng, supernet.num_classes, sandwich.budget).spec
+                 for _ in range(sandwich.random_subnets)]
+        if sandwich.sandwich:
+            supernet.activate(supernet.largest)
+            teacher = net(images)
+            loss = F.cross_entropy(teacher, labels, label_smoothing=label_smoothing)
+            target = F.softmax(teacher.detach().astype("float32"), axis=1) if sandwich.distill else None
+            drawn = [supernet.smallest] + drawn
+        for spec in drawn:
             supernet.activate(spec)
             logits = net(images)
             if target is None:
