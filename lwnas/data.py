@@ -283,8 +283,10 @@ class Augmented:
     resized crop. Returns normalized CHW float32 and the label.
     """
 
-    def __init__(self, data: ImageSet, resolution: int, train: bool, seed: int = 0, crop_scale: float = 0.25):
+    def __init__(self, data: ImageSet, resolution: int, train: bool, seed: int = 0, crop_scale: float = 0.25,
+                 rand_augment: float = 0.0):
         self.data, self.resolution, self.train, self.crop_scale = data, resolution, train, crop_scale
+        self.rand_augment = rand_augment  # RandAugment magnitude after the crop (0: none)
         self.seed, self.epoch = seed, 0  # augmentation draws depend only on (seed, epoch, index)
 
     def __len__(self):
@@ -303,6 +305,10 @@ class Augmented:
             padded = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
             y, x = rng.integers(0, 2 * pad + 1, size=2)
             img = padded[y:y + res, x:x + res]
+        if self.train and self.rand_augment > 0:
+            from .augment import rand_augment
+
+            img = rand_augment(np.ascontiguousarray(img), self.rand_augment, rng)
         chw = img.transpose(2, 0, 1)  # views: the one copy is the subtraction below
         if self.train and rng.random() < 0.5:
             chw = chw[:, :, ::-1]

@@ -54,6 +54,10 @@ class TrainConfig:
     amp_dtype: str = "float16"  # float16 (with dynamic loss scaling) or bfloat16
     crop_scale: float = 0.25  # smallest area share of a random resized crop (torchvision's default is 0.08)
     decay_norm_and_bias: bool = False  # weight decay on batch-norm scales/shifts and biases too (MicroNet's code)
+    weight_decay_end: float | None = None  # SGD: weight decay follows a cosine from weight_decay to this (MobileOne)
+    rand_augment: float = 0.0  # RandAugment magnitude (0-10; 0: off), two operations per image (lwnas.augment)
+    mixup: float = 0.0  # mixup's Beta alpha (0: off)
+    cutmix: float = 0.0  # cutmix's Beta alpha (0: off); with mixup too, each batch uses one of them
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "training settings") -> "TrainConfig":
@@ -64,13 +68,17 @@ class TrainConfig:
         if unknown:
             raise LwnasError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(names)}")
-        return cls(**{key: _checked(key, value, source) for key, value in data.items()})
+        config = cls(**{key: _checked(key, value, source) for key, value in data.items()})
+        if config.weight_decay_end is not None and config.optimizer != "sgd":
+            raise LwnasError(f"{source}: weight_decay_end anneals SGD's weight decay; with {config.optimizer} leave it "
+                             f"null")
+        return config
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-OPTIONAL = ("train_subset", "val_subset")  # settings that may be None (null in YAML)
+OPTIONAL = ("train_subset", "val_subset", "weight_decay_end")  # settings that may be None (null in YAML)
 # Each setting: its type, the values it accepts, and how the error message says so.
 _RULES = {
     "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
@@ -93,6 +101,10 @@ _RULES = {
     "amp_dtype": (str, lambda v: v in AMP_DTYPES, " or ".join(AMP_DTYPES)),
     "crop_scale": (float, lambda v: 0 < v <= 1, "a number in (0, 1], e.g. 0.08"),
     "decay_norm_and_bias": (bool, lambda v: True, "true or false"),
+    "weight_decay_end": (float, lambda v: v >= 0, "a number >= 0, or null for a constant weight decay"),
+    "rand_augment": (float, lambda v: 0 <= v <= 10, "a magnitude in [0, 10] (0: off), e.g. 7"),
+    "mixup": (float, lambda v: v >= 0, "a Beta alpha >= 0 (0: off), e.g. 0.2"),
+    "cutmix": (float, lambda v: v >= 0, "a Beta alpha >= 0 (0: off), e.g. 1.0"),
 }
 
 
@@ -247,7 +259,8 @@ def loaders(train_set, val_set, config: TrainConfig):
 
     from .data import Augmented
 
-    train_view = Augmented(train_set, config.resolution, train=True, seed=config.seed, crop_scale=config.crop_scale)
+    train_view = Augmented(train_set, config.resolution, train=True, seed=config.seed, crop_scale=config.crop_scale,
+                           rand_augment=config.rand_augment)
     order = _EpochOrder(len(train_set), config.seed, *distributed())
     batches = paddle.io.BatchSampler(sampler=order, batch_size=config.batch_size, drop_last=False)
     train_loader = paddle.io.DataLoader(train_view, batch_sampler=batches, num_workers=config.workers)
@@ -367,7 +380,7 @@ def train(model, train_set, val_set, config: TrainConfig,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="AmpScaler can only be enabled on")
         scaler = paddle.amp.GradScaler(enable=config.amp and config.amp_dtype == "float16")
-    loss_fn = loss_fn or partial(_cross_entropy, label_smoothing=config.label_smoothing)
+    loss_fn = loss_fn or partial(_classification_loss, config=config, classes=len(train_set.classes))
     evaluate_fn = evaluate_fn or partial(_recalibrate_and_evaluate, batches=config.bn_recalibration)
     history, start_epoch = [], 0
     if resume is not None:
@@ -389,6 +402,8 @@ def train(model, train_set, val_set, config: TrainConfig,
         for step, (images, labels) in enumerate(train_loader):
             loss = _train_step(partial(loss_fn, net, images, labels, epoch, step), optimizer, scaler, config)
             schedule.step()
+            if config.weight_decay_end is not None:
+                _anneal_weight_decay(optimizer, config, (epoch * steps + step + 1) / (config.epochs * steps))
             if ema is not None:
                 ema.update(model)
             batch = labels.shape[0]
@@ -425,10 +440,29 @@ def train(model, train_set, val_set, config: TrainConfig,
     return history
 
 
-def _cross_entropy(net, images, labels, epoch, step, label_smoothing: float):
+def _classification_loss(net, images, labels, epoch, step, config: TrainConfig, classes: int):
+    """Cross-entropy with label smoothing; on mixup / cutmix batches, against the blended soft targets (the mix
+    drawn from (seed, epoch, step), so a resumed run mixes the same way)."""
     import paddle.nn.functional as F
 
-    return F.cross_entropy(net(images), labels, label_smoothing=label_smoothing)
+    if config.mixup <= 0 and config.cutmix <= 0:
+        return F.cross_entropy(net(images), labels, label_smoothing=config.label_smoothing)
+    from .augment import mix_batch
+
+    rng = np.random.default_rng((config.seed, epoch, step, 1))
+    images, targets = mix_batch(images, labels, classes, config.mixup, config.cutmix, config.label_smoothing, rng)
+    return F.cross_entropy(net(images), targets, soft_label=True)
+
+
+def _anneal_weight_decay(optimizer, config: TrainConfig, progress: float):
+    """MobileOne's schedule: the weight decay of the decayed parameter groups follows a cosine from
+    config.weight_decay to config.weight_decay_end over the run (Paddle's Momentum reads a group's
+    `regularization_coeff` at every step)."""
+    value = config.weight_decay_end + (config.weight_decay - config.weight_decay_end) * 0.5 * (
+        1 + math.cos(math.pi * min(progress, 1.0)))
+    for group in optimizer._param_groups:
+        if group.get("regularization_coeff", 0.0) > 0:
+            group["regularization_coeff"] = value
 
 
 def _recalibrate_and_evaluate(model, train_loader, val_loader, batches: int) -> tuple[float, float]:

@@ -23,8 +23,47 @@ def test_the_micronet_recipe_follows_the_official_scripts():
     assert recipe_settings("micronet", "micronet_m2", batch_size=64)["lr"] == pytest.approx(0.2 * 64 / 512)
     assert recipe_settings("micronet", "micronet_m2", batch_size=64, lr=0.05)["lr"] == 0.2  # --lr wins later
     TrainConfig.from_dict(m3)  # every value passes the settings' own checks
-    with pytest.raises(LwnasError, match="unknown recipe 'paper'; known: micronet"):
+    with pytest.raises(LwnasError, match="unknown recipe 'paper'; known: fasternet, micronet, mobileone"):
         recipe_settings("paper", "micronet_m0")
+
+
+def test_the_mobileone_and_fasternet_recipes_follow_their_sources():
+    s0 = recipe_settings("mobileone", "mobileone_s0")
+    assert (s0["epochs"], s0["lr"], s0["batch_size"], s0["weight_decay"], s0["weight_decay_end"]) == \
+        (300, 0.1, 256, 1e-4, 1e-5)
+    assert (s0["warmup_epochs"], s0["label_smoothing"], s0["ema_decay"]) == (5.0, 0.1, 0.9995)
+    t0, t1, m, big = (recipe_settings("fasternet", f"fasternet_{n}") for n in ("t0", "t1", "m", "l"))
+    assert (t0["optimizer"], t0["lr"], t0["batch_size"], t0["warmup_epochs"], t0["epochs"]) == \
+        ("adamw", 0.004, 4096, 20.0, 300)
+    assert (t0["weight_decay"], t0["mixup"], t0["cutmix"], t0.get("rand_augment", 0.0)) == (0.005, 0.05, 1.0, 0.0)
+    assert (t1["weight_decay"], t1["mixup"], t1["rand_augment"]) == (0.01, 0.1, 3.0)
+    assert (m["lr"], m["batch_size"], m["grad_clip"], m["mixup"]) == (0.002, 2048, 1.0, 0.5)
+    assert (big["weight_decay"], big["mixup"], big["rand_augment"], big["grad_clip"]) == (0.05, 0.7, 7.0, 0.01)
+    for settings in (s0, t0, t1, m, big):
+        TrainConfig.from_dict(settings)
+    with pytest.raises(LwnasError, match="weight_decay_end anneals SGD's weight decay"):
+        TrainConfig.from_dict({**s0, "optimizer": "adamw"})
+
+
+def test_weight_decay_follows_a_cosine_and_the_optimizer_applies_it():
+    import paddle
+
+    from lwnas.train import _anneal_weight_decay
+
+    config = TrainConfig(weight_decay=1e-2, weight_decay_end=1e-3, lr=1.0, momentum=0.0)
+    weight = paddle.create_parameter([1], "float32", default_initializer=paddle.nn.initializer.Constant(1.0))
+    bias = paddle.create_parameter([1], "float32", default_initializer=paddle.nn.initializer.Constant(1.0))
+    optimizer = paddle.optimizer.Momentum(1.0, 0.0, parameters=[{"params": [weight], "weight_decay": 1e-2},
+                                                                {"params": [bias], "weight_decay": 0.0}])
+    coeffs = []
+    for progress in (0.0, 0.5, 1.0):
+        _anneal_weight_decay(optimizer, config, progress)
+        coeffs.append([g["regularization_coeff"] for g in optimizer._param_groups])
+    assert coeffs[0] == [pytest.approx(1e-2), 0.0] and coeffs[1] == [pytest.approx(5.5e-3), 0.0]
+    assert coeffs[2] == [pytest.approx(1e-3), 0.0]
+    (0.0 * (weight + bias)).sum().backward()  # zero gradients: the step is the decay alone
+    optimizer.step()
+    assert float(weight.numpy()[0]) == pytest.approx(1.0 - 1e-3) and float(bias.numpy()[0]) == 1.0
 
 
 def test_train_takes_a_recipe_and_flags_override_it(tmp_path):
