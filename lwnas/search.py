@@ -116,14 +116,17 @@ class Search:
 
     def _load_supernet(self):
         """--supernet: the checkpoint's space must be the searched one, and its training settings (resolution,
-        subsets, batch-norm batches) become the proxy's, so subnets are scored on the data view they learned."""
+        training subset, batch-norm batches) become the proxy's, so subnets are scored on the data view they
+        learned; --val-subset still chooses how many validation images score each subnet."""
         from .supernet.extract import load_supernet
 
         self.supernet, self.supernet_state = load_supernet(Path(self.settings.supernet))
         if self.supernet.space.text != self.space.text:
             raise LwnasError(f"--supernet {self.settings.supernet} was trained on another space "
                              f"({self.supernet_state['supernet']}); search the space it holds (its space.yaml)")
-        self.settings.proxy = TrainConfig.from_dict(self.supernet_state["config"], "the supernet's settings")
+        stored = self.supernet_state["config"]
+        val_subset = self.settings.proxy.val_subset or stored["val_subset"]
+        self.settings.proxy = TrainConfig.from_dict({**stored, "val_subset": val_subset}, "the supernet's settings")
 
     def load_data(self):
         """The proxy's train/val sets. MAdds count with their class count from here on: the budget must admit
