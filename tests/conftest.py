@@ -19,3 +19,23 @@ def tiny_spec(blocks, stem=None, head=None, resolution=32, num_classes=10, name=
 @pytest.fixture(autouse=True)
 def _seed():
     paddle.seed(0)
+
+
+def kill_after_first_checkpoint(argv: list[str], cwd, folder, timeout: float = 120):
+    """Run `lwnas ARGV` in `cwd` and kill -9 it as soon as `folder` holds a last checkpoint (it is then inside a
+    later epoch, or past the last)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lwnas import checkpoint
+
+    worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", *argv], cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not (folder / checkpoint.LAST).exists() and time.time() < deadline:
+        assert worker.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()

@@ -1,10 +1,8 @@
 """Full training: kill -9 after epoch 1 and --resume reaches the same weights as an uninterrupted run;
 corrupt checkpoints fall back or fail clearly; export round trip; eval and predict."""
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import paddle
@@ -16,7 +14,7 @@ from lwnas import checkpoint
 from lwnas.errors import LwnasError
 from lwnas.retrain import load_trained
 
-from conftest import tiny_spec
+from conftest import kill_after_first_checkpoint, tiny_spec
 
 ARGS = ["--epochs", "3", "--train-subset", "640", "--val-subset", "64", "--batch-size", "16", "--seed", "1"]
 
@@ -60,14 +58,8 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, arch, source)
     straight = run("train", "--arch", arch, "--output", "straight", *ARGS, *data, cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr
 
-    worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", "train", "--arch", arch, "--output", "killed",
-                               *ARGS, *data], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (tmp_path / "killed" / checkpoint.LAST).exists() and time.time() < deadline:
-        assert worker.poll() is None
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    kill_after_first_checkpoint(["train", "--arch", arch, "--output", "killed", *ARGS, *data], tmp_path,
+                                tmp_path / "killed")
     epoch, _ = weights(tmp_path / "killed")
     assert epoch < 3
 

@@ -1,10 +1,8 @@
 """The weight-sharing supernet: every sampled subnet of micro and mobile runs on the shared banks and extracts to a
 normal checkpoint with equal outputs; the sandwich rule trains the windows it used; a killed supernet run resumes
 to bit-identical weights; extraction feeds `lwnas train --init`."""
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import paddle
@@ -16,6 +14,8 @@ from lwnas.predictor import sample_specs
 from lwnas.space import get_space
 from lwnas.supernet import Supernet, SupernetError
 from lwnas.supernet.train import Sandwich, sandwich_loss
+
+from conftest import kill_after_first_checkpoint
 
 TINY_SPACE = """
 name: tiny
@@ -111,14 +111,7 @@ def test_killed_supernet_training_resumes_to_identical_weights(tmp_path):
     straight = run(*args, "--output", "straight", cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr
     assert "(smallest " in straight.stdout
-    worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", *args, "--output", "killed"], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (tmp_path / "killed" / checkpoint.LAST).exists() and time.time() < deadline:
-        assert worker.poll() is None
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    kill_after_first_checkpoint([*args, "--output", "killed"], tmp_path, tmp_path / "killed")
     assert checkpoint.load(tmp_path / "killed" / checkpoint.LAST)["epoch"] < 3
     resumed = run(*args, "--output", "killed", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -133,11 +126,16 @@ def test_killed_supernet_training_resumes_to_identical_weights(tmp_path):
     assert other.returncode == 2 and "holds another run" in other.stderr
 
 
-def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+def _tiny_supernet(folder):
+    """A one-epoch supernet of the tiny space in folder/sn (the space file in folder/tiny.yaml)."""
+    (folder / "tiny.yaml").write_text(TINY_SPACE)
     trained = run("supernet", "train", "--space", "tiny.yaml", "--epochs", "1", "--train-subset", "64",
-                  "--val-subset", "32", "--output", "sn", cwd=tmp_path)
+                  "--val-subset", "32", "--output", "sn", cwd=folder)
     assert trained.returncode == 0, trained.stderr
+
+
+def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
+    _tiny_supernet(tmp_path)
     spec = get_space(tmp_path / "tiny.yaml").smallest(10).spec
     (tmp_path / "small.yaml").write_text(spec.to_yaml())
     extracted = run("supernet", "extract", "sn", "--arch", "small.yaml", "--data", "synthetic", "--output", "net",
@@ -172,10 +170,7 @@ def test_search_over_a_supernet_stores_trials_like_a_search_and_resumes(tmp_path
 
     from lwnas.storage import trained_trials
 
-    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
-    trained = run("supernet", "train", "--space", "tiny.yaml", "--epochs", "1", "--train-subset", "64",
-                  "--val-subset", "32", "--output", "sn", cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr
+    _tiny_supernet(tmp_path)
     search = ["search", "--space", "tiny.yaml", "--flops-budget", "1M", "--supernet", "sn", "--study", "s"]
     first = run(*search, "--trials", "5", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
