@@ -58,6 +58,7 @@ def run(output: Path, label: str, runs: int, names: list[str]):
                     document = document or {}
                     table = document.setdefault(label, {"lwnas": str(Path(lwnas.__file__).parent), "ms": {}})
                     table["ms"][key(name, engine, threads)] = round(latency.median_ms, 3)
+                    table.setdefault("engine", {})[key(name, engine, threads)] = latency.device  # which backend
                     write(output, document)
                 print(f"{label} {name} {engine} {threads}t: {latency.median_ms:.2f} ms", flush=True)
 
