@@ -385,8 +385,11 @@ def train(model, train_set, val_set, config: TrainConfig,
     history, start_epoch = [], 0
     if resume is not None:
         model.set_state_dict(resume["model"])
-        optimizer.set_state_dict(resume["optimizer"])
-        schedule.set_state_dict(resume["schedule"])
+        # The schedule is replayed rather than loaded: a run extended with more epochs has a new one (its warm-up,
+        # capped at a quarter of the run, may appear where there was none), and replaying gives its exact value.
+        for _ in range(resume["epoch"] * steps):
+            schedule.step()
+        optimizer.set_state_dict({**resume["optimizer"], "LR_Scheduler": schedule.state_dict()})
         if resume.get("scaler"):
             scaler.load_state_dict(resume["scaler"])
         if ema is not None and resume.get("ema") is not None:

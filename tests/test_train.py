@@ -194,3 +194,19 @@ def test_short_runs_leave_the_warm_up():
         rates.append(schedule())
         schedule.step()
     assert max(rates) == pytest.approx(0.1) and rates.index(max(rates)) == 5
+
+
+def test_an_extended_run_whose_warm_up_appears_resumes():
+    """2 epochs of one step: the warm-up (a quarter of the run, 0.5 steps) rounds to none; extended to 3 epochs it
+    is one step. The resumed run replays the new schedule instead of loading the old one (which Paddle refused)."""
+    import paddle
+
+    sets = data.synthetic(16, 32, seed=0), data.synthetic(16, 32, seed=1)
+    saved = {}
+    short = TrainConfig(epochs=2, batch_size=16, warmup_epochs=3.0, optimizer="adamw", lr=0.001)
+    with paddle.utils.unique_name.guard():  # the optimizer state is keyed by weight names, as in a new process
+        train(lwnas.build("micronet_m0", 10), *sets, short, save=lambda state, best: saved.update(state))
+    longer = TrainConfig(**{**short.to_dict(), "epochs": 3})
+    with paddle.utils.unique_name.guard():
+        history = train(lwnas.build("micronet_m0", 10), *sets, longer, resume=saved)
+    assert [h.epoch for h in history] == [1, 2, 3]
