@@ -403,10 +403,10 @@ def train(model, train_set, val_set, config: TrainConfig,
         start, seen = time.perf_counter(), 0
         loss_sum, read_sum, read_seen = None, 0.0, 0  # loss_sum stays on the device between reads
         for step, (images, labels) in enumerate(train_loader):
+            if config.weight_decay_end is not None:  # set before the step: a resumed run's first step gets it too
+                _anneal_weight_decay(optimizer, config, (epoch * steps + step) / (config.epochs * steps))
             loss = _train_step(partial(loss_fn, net, images, labels, epoch, step), optimizer, scaler, config)
             schedule.step()
-            if config.weight_decay_end is not None:
-                _anneal_weight_decay(optimizer, config, (epoch * steps + step + 1) / (config.epochs * steps))
             if ema is not None:
                 ema.update(model)
             batch = labels.shape[0]

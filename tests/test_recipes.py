@@ -103,3 +103,27 @@ def test_the_crop_scale_bounds_the_random_resized_crop():
     assert min(spans(0.08)) < 0.6 * full  # down to 8%: some crops keep little of it
     with pytest.raises(LwnasError, match=r"crop_scale: 0.0 is not valid; expected a number in \(0, 1\]"):
         TrainConfig.from_dict({"crop_scale": 0})
+
+
+def test_a_resumed_run_anneals_weight_decay_as_the_uninterrupted_one(tmp_path):
+    """The coefficient is set before each step, so the first step after a resume uses the annealed value too."""
+    import paddle
+
+    from lwnas.data import synthetic
+    from lwnas.train import train
+
+    sets = synthetic(32, 32, seed=0), synthetic(16, 32, seed=1)
+    config = TrainConfig(epochs=3, batch_size=16, weight_decay=0.05, weight_decay_end=1e-4, label_smoothing=0.0)
+    def save(state, best):  # a file, as a checkpoint: the live state's tensors keep changing
+        paddle.save(state, str(tmp_path / f"epoch{state['epoch']}.pd"))
+
+    def run(resume=None):
+        with paddle.utils.unique_name.guard():  # optimizer state is keyed by weight names, as in a new process
+            paddle.seed(0)
+            model = lwnas.build("micronet_m0", 10)
+            train(model, *sets, config, resume=resume, save=save)
+        return [p.numpy() for p in model.parameters()]
+
+    straight = run()
+    resumed = run(resume=paddle.load(str(tmp_path / "epoch1.pd")))
+    assert all(np.array_equal(a, b) for a, b in zip(straight, resumed))
