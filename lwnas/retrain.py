@@ -78,7 +78,7 @@ def train_run(spec: ArchSpec, data: str, output: Path, config: TrainConfig, resu
 
     start = None
     if init is not None and not resume:
-        start, state, init_spec = load_trained(init)
+        start, _, init_spec = load_trained(init)
         if init_spec.arch_hash != spec.replace(num_classes=init_spec.num_classes).arch_hash:
             raise LwnasError(f"--init {init} holds another architecture ({init_spec.name}, {init_spec.arch_hash}) "
                              f"than --arch ({spec.name}, {spec.arch_hash})")

@@ -83,9 +83,10 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
     from ..retrain import train_folder
 
     smallest: dict[str, float] = {}
-    check_budget(space, sandwich)
 
     def hooks(supernet):
+        _check_budget(supernet, sandwich)
+
         def evaluate_fn(model, train_loader, val_loader):
             smallest["top1"] = evaluate_subnet(supernet, supernet.smallest, train_loader, val_loader,
                                                config.bn_recalibration)[1]
@@ -102,9 +103,11 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
                         skip_bad=skip_bad, stream=stream, epochs=epochs, from_disk=from_disk)
 
 
-def check_budget(space: SearchSpace, sandwich: Sandwich):
-    if sandwich.budget is not None:
-        smallest = space.smallest()
-        if smallest.macs > sandwich.budget:
-            raise LwnasError(f"budget {sandwich.budget} MAdds is below the smallest network of space {space.name} "
-                             f"({smallest.macs} MAdds)")
+def _check_budget(supernet: Supernet, sandwich: Sandwich):
+    """The budget must admit the space's smallest network, counted with the data's classes."""
+    from ..cost import count
+
+    macs = count(supernet.smallest).macs
+    if sandwich.budget is not None and macs > sandwich.budget:
+        raise LwnasError(f"budget {sandwich.budget} MAdds is below the smallest network of space "
+                         f"{supernet.space.name} ({macs} MAdds with {supernet.num_classes} classes)")
