@@ -2,15 +2,16 @@
 long schedule on real images (Fashion-MNIST), one at a time, appended to a JSON file as each finishes.
 
 A run stopped at any point resumes: architectures already in the file are skipped, and the file's settings
-must equal this run's. The architecture list is fixed by the seed (MicroNet M0-M3 and random points of
-`micro` spread over 2-24M MAdds; named configs and random points of `mobile`), so every session adds to the
-same list.
+must equal this run's. The architecture list is fixed by the seed and the file (MicroNet M0-M3 and random
+points of `micro`, one per MAdds bin over 2-24M; named configs and random points of `mobile`): a bin keeps the
+point the file holds for it, so every session adds to the same list even after the sampler changes.
 
     python benchmarks/rank_reference.py [--data ../shared/data/fashion_mnist/fashion-mnist-python.tar.gz]
-        [--output benchmarks/results/rank_reference_fashion.json] [--limit N] [--shard K/N]
+        [--output benchmarks/results/rank_reference_fashion.json] [--limit N]
 
-Paddle trains these small networks on one core: `--shard 0/2` and `--shard 1/2` run side by side on two cores,
-each taking every second architecture, and append to the same file under a lock.
+Paddle trains these small networks on one core: start the command once per core. Each process claims the next
+architecture that is neither in the file nor being trained by another live process, and appends to the same
+file under a lock.
 """
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-import optuna  # noqa: E402
+import numpy as np  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.space import get_space  # noqa: E402
+from lwnas.spec import ArchSpec  # noqa: E402
 from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,46 +42,81 @@ REFERENCE = TrainConfig(epochs=15, batch_size=64, lr=0.1, warmup_epochs=0.5, res
                         seed=0, bn_recalibration=16)
 MICRO_NAMED = ("micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3")
 MOBILE_NAMED = ("mobilenetv3_small_x1_0", "shufflenet_v2_x1_0", "asymmnet_small_x1_0", "mobileone_s0")
+BIN_DRAWS = 5000
 
 
-def spread(space_name: str, low: float, high: float, n: int, classes: int, seed: int, exclude: set) -> list:
-    """n random points of a space, one per log-spaced MAdds bin between low and high. Each bin is sampled with
-    its upper edge as the budget: over-budget samples shrink toward it, so every bin fills quickly."""
+def spread(space_name: str, low: float, high: float, n: int, classes: int, seed: int, exclude: set,
+           trained: dict) -> list:
+    """n random points of a space, one per log-spaced MAdds bin between low and high. A bin whose point is already
+    in the results file (`trained`: name -> spec) keeps it; any other bin draws with its own generator (seed, bin),
+    uniformly under the bin's upper edge until a network lands in the bin, so no bin's point depends on another's
+    or on how earlier versions of the sampler drew."""
     space = get_space(space_name)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     edges = [low * (high / low) ** (i / n) for i in range(n + 1)]
     chosen = []
     for i in range(n):
-        for _ in range(400):
-            sample = space.sample(study.ask(), int(edges[i + 1]), num_classes=classes)
-            if sample.spec is not None and edges[i] <= sample.macs <= edges[i + 1] \
-                    and sample.spec.arch_hash not in exclude:
-                chosen.append(sample.spec.replace(name=f"{space_name}_random_{i:02d}"))
+        name = f"{space_name}_random_{i:02d}"
+        if name in trained:
+            chosen.append(trained[name])
+            continue
+        rng = np.random.default_rng((seed, i))
+        for _ in range(BIN_DRAWS):
+            sample = space.random_sample(rng, classes, int(edges[i + 1]))
+            if sample.macs >= edges[i] and sample.spec.arch_hash not in exclude:
+                chosen.append(sample.spec.replace(name=name))
                 break
+        else:
+            raise SystemExit(f"{space_name}: no network in {edges[i] / 1e6:.2f}-{edges[i + 1] / 1e6:.2f}M MAdds "
+                             f"in {BIN_DRAWS} draws")
     return chosen
 
 
-def architectures(classes: int, seed: int) -> list:
+def architectures(classes: int, seed: int, trained: dict) -> list:
     """The fixed list, interleaved so that a partial file already mixes both spaces and the MAdds range."""
     micro = [lwnas.get_config(n).replace(num_classes=classes) for n in MICRO_NAMED]
     mobile = [lwnas.get_config(n).replace(num_classes=classes) for n in MOBILE_NAMED]
     seen = {s.arch_hash for s in micro + mobile}
-    micro += spread("micro", 2e6, 24e6, 12, classes, seed, seen)
-    mobile += spread("mobile", 40e6, 600e6, 4, classes, seed + 1, seen)
+    micro += spread("micro", 2e6, 24e6, 12, classes, seed, seen, trained)
+    mobile += spread("mobile", 40e6, 600e6, 4, classes, seed + 1, seen, trained)
     order = micro[:4] + [s for pair in zip(micro[4:], mobile + [None] * len(micro)) for s in pair if s]
     return order + [s for s in mobile if s not in order]
 
 
 @contextlib.contextmanager
 def locked(path: Path):
-    """The results file's current content, for this process alone until the block ends (other shards wait)."""
+    """The results file's current content, for this process alone until the block ends (other processes wait)."""
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield json.loads(path.read_text()) if path.exists() else None
 
 
+def claim(path: Path, listed: list):
+    """The first of `listed` that is neither in the results file nor claimed by another live process, now claimed
+    by this one (claims live beside the file: {arch hash: pid}); None when nothing is left."""
+    claims_path = path.with_name(path.stem + ".claims.json")
+    with locked(path) as document:
+        done = {a["arch_hash"] for a in document["architectures"]} if document else set()
+        claims = json.loads(claims_path.read_text()) if claims_path.exists() else {}
+        live = {h: pid for h, pid in claims.items() if h not in done and _alive(pid)}
+        spec = next((s for s in listed if s.arch_hash not in done and s.arch_hash not in live), None)
+        if spec is not None:
+            live[spec.arch_hash] = os.getpid()
+        write(claims_path, live)
+    return spec
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def append(path: Path, key: str, entry: dict, fresh: dict) -> dict:
-    """Append `entry` to the file's list `key` under the lock (re-read first: another shard may have appended
+    """Append `entry` to the file's list `key` under the lock (re-read first: another process may have appended
     meanwhile); `fresh` is the document to start from when there is no file yet. Returns the new document."""
     with locked(path) as document:
         document = document or fresh
@@ -100,23 +137,26 @@ def main():
     parser.add_argument("--output", default=str(OUTPUT))
     parser.add_argument("--limit", type=int, help="train at most this many new architectures, then stop")
     parser.add_argument("--seed", type=int, default=0, help="picks the random architectures")
-    parser.add_argument("--shard", default="0/1", help="K/N: train only the architectures i with i %% N == K")
     args = parser.parse_args()
-    shard, shards = map(int, args.shard.split("/"))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     output = Path(args.output)
     settings = {"data": Path(args.data).name, "train": REFERENCE.to_dict(), "val": "official test split (all)",
                 "architecture_seed": args.seed, "madds_at": "each space's resolution (224 px)"}
     with locked(output) as document:
         if document is not None and document["settings"] != settings:
             raise SystemExit(f"{output} was made with other settings; use another --output")
-        done = {a["arch_hash"] for a in document["architectures"]} if document else set()
+        entries = document["architectures"] if document else []
+    done = {a["arch_hash"] for a in entries}
+    trained = {a["name"]: ArchSpec.from_yaml(a["spec"]) for a in entries}
     train_set, val_set = load_data(args.data, REFERENCE)
-    listed = architectures(len(train_set.classes), args.seed)
-    todo = [s for i, s in enumerate(listed) if i % shards == shard and s.arch_hash not in done]
-    print(f"{len(done)} of {len(listed)} architectures in {output}; shard {shard}/{shards} trains {len(todo)} on "
-          f"{len(train_set)} / {len(val_set)} images, {REFERENCE.epochs} epochs each", flush=True)
-    for spec in todo[:args.limit]:
+    listed = architectures(len(train_set.classes), args.seed, trained)
+    print(f"{len(done)} of {len(listed)} architectures in {output}; training the rest on {len(train_set)} / "
+          f"{len(val_set)} images, {REFERENCE.epochs} epochs each", flush=True)
+    trained_here = 0
+    while args.limit is None or trained_here < args.limit:
+        spec = claim(output, listed)
+        if spec is None:
+            break
+        trained_here += 1
         seed_everything(REFERENCE.seed)
         model = lwnas.build(spec)
         cost = lwnas.count(spec)
