@@ -368,10 +368,13 @@ def train(model, train_set, val_set, config: TrainConfig,
 
     seed_everything(config.seed)
     rank, world = distributed()
-    net = model
+    net, synchronize = model, None
     if world > 1:  # multi-GPU: gradients averaged across the processes paddle.distributed.launch started
         paddle.distributed.init_parallel_env()
-        net = paddle.DataParallel(model)
+        if loss_fn is None:
+            net = paddle.DataParallel(model)
+        else:  # several forwards per step over changing weights (a supernet's subnets): DataParallel's reducer
+            synchronize = partial(_average_gradients, model.parameters(), world)  # cannot follow them
     view, order, train_loader, val_loader = loaders(train_set, val_set, config)
     steps = len(train_loader)
     optimizer, schedule = make_optimizer(model, config, steps)
@@ -405,7 +408,8 @@ def train(model, train_set, val_set, config: TrainConfig,
         for step, (images, labels) in enumerate(train_loader):
             if config.weight_decay_end is not None:  # set before the step: a resumed run's first step gets it too
                 _anneal_weight_decay(optimizer, config, (epoch * steps + step) / (config.epochs * steps))
-            loss = _train_step(partial(loss_fn, net, images, labels, epoch, step), optimizer, scaler, config)
+            loss = _train_step(partial(loss_fn, net, images, labels, epoch, step), optimizer, scaler, config,
+                               synchronize)
             schedule.step()
             if ema is not None:
                 ema.update(model)
@@ -457,6 +461,23 @@ def _classification_loss(net, images, labels, epoch, step, config: TrainConfig, 
     return F.cross_entropy(net(images), targets, soft_label=True)
 
 
+def _average_gradients(parameters: list, world: int):
+    """Average the gradients of `parameters` over the processes in one all-reduce. Every process must hold
+    gradients for the same parameters: a supernet's processes draw the same subnets (from seed, epoch, step)."""
+    import paddle
+
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = paddle.concat([g.flatten() for g in grads])
+    paddle.distributed.all_reduce(flat)
+    offset = 0
+    for g in grads:
+        size = int(np.prod(g.shape))
+        g.set_value((flat[offset:offset + size] / world).reshape(g.shape))
+        offset += size
+
+
 def _anneal_weight_decay(optimizer, config: TrainConfig, progress: float):
     """MobileOne's schedule: the weight decay of the decayed parameter groups follows a cosine from
     config.weight_decay to config.weight_decay_end over the run (Paddle's Momentum reads a group's
@@ -474,9 +495,10 @@ def _recalibrate_and_evaluate(model, train_loader, val_loader, batches: int) -> 
     return top1, top5
 
 
-def _train_step(compute_loss: Callable, optimizer, scaler, config: TrainConfig):
-    """`compute_loss()` under autocast, scaled backward, then the scaler's step (unscale, skip on inf/NaN
-    gradients, clip, update) and update. The returned loss is detached and still on the device."""
+def _train_step(compute_loss: Callable, optimizer, scaler, config: TrainConfig, synchronize: Callable | None = None):
+    """`compute_loss()` under autocast, scaled backward, `synchronize()` (averaging gradients across processes),
+    then the scaler's step (unscale, skip on inf/NaN gradients, clip, update) and update. The returned loss is
+    detached and still on the device."""
     import paddle
 
     with warnings.catch_warnings():  # Paddle's autocast is a no-op off accelerators, and says so every step
@@ -484,6 +506,8 @@ def _train_step(compute_loss: Callable, optimizer, scaler, config: TrainConfig):
         with paddle.amp.auto_cast(enable=config.amp, dtype=config.amp_dtype, level="O1"):
             loss = compute_loss()
     scaler.scale(loss).backward()
+    if synchronize is not None:
+        synchronize()
     scaler.step(optimizer)
     scaler.update()
     # None, not zeros: a weight this step did not use (a supernet bank) must not move by momentum or decay, or a

@@ -3,6 +3,7 @@ normal checkpoint with equal outputs; the sandwich rule trains the windows it us
 to bit-identical weights; extraction feeds `lwnas train --init`."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -124,6 +125,25 @@ def test_killed_supernet_training_resumes_to_identical_weights(tmp_path):
     other = run("supernet", "train", "--space", "tiny.yaml", "--random-subnets", "1", *ARGS, "--output", "killed",
                 "--resume", cwd=tmp_path)
     assert other.returncode == 2 and "holds another run" in other.stderr
+
+
+def test_two_process_data_parallel_supernet_training_keeps_the_banks_identical(tmp_path):
+    """paddle.distributed.launch with 2 CPU processes: each trains on its own images, so the banks stay equal only
+    if the gradients of the banks each step used are averaged (DataParallel's reducer refuses a supernet step)."""
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    tests = Path(__file__).parent
+    result = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                             "--log_dir", str(tmp_path / "logs"), str(tests / "supernet_parallel_worker.py"),
+                             str(tmp_path)], cwd=tests, capture_output=True, text=True, timeout=240)
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*")) if p.is_file())
+    assert result.returncode == 0, result.stderr[-2000:] + logs[-3000:]
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    trained = [n for n in ranks[0].files if n.startswith("trained ")]
+    assert len(trained) > 20 and sorted(trained) == sorted(n for n in ranks[1].files if n.startswith("trained "))
+    for name in trained:
+        assert np.array_equal(ranks[0][name], ranks[1][name]), name
+    moved = [n for n in trained if not np.array_equal(ranks[0][n], ranks[0][n.replace("trained", "initial")])]
+    assert 0 < len(moved) < len(trained)  # the banks the drawn subnets used, not the others
 
 
 def _tiny_supernet(folder):
