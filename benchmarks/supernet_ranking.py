@@ -7,6 +7,11 @@ Each variant's supernet trains in runs/supernet_ranking/VARIANT (resumable: run 
 scores are appended to benchmarks/results/supernet_ranking_fashion.json as they finish.
 
     python benchmarks/supernet_ranking.py [--variant sandwich|labels|uniform] [--epochs 6] [--report]
+    python benchmarks/supernet_ranking.py --probe [--variant sandwich]
+
+`--probe` asks where sharing fails: it scores the largest and smallest subnets, every network one sliced block
+argument away from them (the next value of its domain), and random draws of the training distribution, each
+with inherited weights on 1,000 test images, and prints the top-1 change per block type and argument.
 """
 from __future__ import annotations
 
@@ -77,6 +82,81 @@ def run_variant(name: str, epochs: int, data: str):
             write(OUTPUT, latest)
 
 
+def probe(name: str, data: str, draws: int = 8):
+    """Inherited top-1 of the extremes, of their one-argument neighbours and of random draws (see the docstring)."""
+    import numpy as np
+
+    from lwnas.errors import LwnasError
+    from lwnas.supernet.sharing import rule
+
+    supernet, state = load_supernet(RUNS / name)
+    config = TrainConfig.from_dict({**SUPERNET.to_dict(), "val_subset": 1000})
+    train_set, val_set = load_data(data, config)
+    _, _, train_loader, val_loader = loaders(train_set, val_set, config)
+
+    def top1(spec):
+        return evaluate_subnet(supernet, spec, train_loader, val_loader, config.bn_recalibration)[1]
+
+    domains = {}  # block type -> argument -> every value the space allows it
+    for slot in list(supernet.space.stem) + list(supernet.space.stages) + [None]:
+        for choice in (slot.choices if slot else supernet.space.head):
+            for arg, values in choice.domains:
+                domains.setdefault(choice.type, {}).setdefault(arg, set()).update(values)
+    rows = []
+    for base_name, base in (("largest", supernet.largest), ("smallest", supernet.smallest)):
+        base_top1 = top1(base)
+        print(f"{base_name}: {base_top1:.1f}%", flush=True)
+        for path, block in base.blocks():
+            for arg, value in block.args:
+                if rule(block.type, arg) not in ("max", "min") or arg not in domains.get(block.type, {}):
+                    continue
+                values = sorted(domains[block.type][arg])
+                step = values.index(value) + (-1 if base_name == "largest" else 1)
+                if not 0 <= step < len(values):
+                    continue
+                try:
+                    spec = _with_arg(base, path, arg, values[step])
+                    if not supernet.space.contains(spec):
+                        continue
+                    changed = top1(spec)
+                except LwnasError:
+                    continue  # the new value does not fit the block's channels
+                rows.append({"base": base_name, "path": path, "type": block.type, "arg": arg, "from": str(value),
+                             "to": str(values[step]), "top1": changed, "change": changed - base_top1})
+                print(f"  {path} {block.type}.{arg} {value} -> {values[step]}: {changed:.1f}% "
+                      f"({changed - base_top1:+.1f})", flush=True)
+    rng = np.random.default_rng(0)
+    random_top1 = [top1(supernet.space.random_sample(rng, supernet.num_classes).spec) for _ in range(draws)]
+    print(f"random draws: {', '.join(f'{t:.1f}' for t in random_top1)}%")
+    by_kind = {}
+    for row in rows:
+        by_kind.setdefault((row["type"], row["arg"]), []).append(row["change"])
+    for (kind, arg), changes in sorted(by_kind.items(), key=lambda item: np.mean(item[1])):
+        print(f"{kind}.{arg}: mean change {np.mean(changes):+.1f} points over {len(changes)}")
+    with locked(OUTPUT) as document:
+        document["variants"][name]["probe"] = {"epochs": state["epoch"], "neighbours": rows,
+                                              "random_draws": random_top1}
+        write(OUTPUT, document)
+
+
+def _with_arg(spec: ArchSpec, path: str, arg: str, value) -> ArchSpec:
+    """`spec` with one block argument changed; `path` as ArchSpec.blocks() gives it."""
+    import re
+
+    data = spec.to_dict()
+    if path == "head":
+        block = data["head"]
+    else:
+        part, index = re.fullmatch(r"stem\[(\d+)\]", path), None
+        if part:
+            block = data["stem"][int(part.group(1))]
+        else:
+            stage, index = map(int, re.fullmatch(r"stages\[(\d+)\]\.blocks\[(\d+)\]", path).groups())
+            block = data["stages"][stage]["blocks"][index]
+    block[arg] = list(value) if isinstance(value, tuple) else value
+    return ArchSpec.from_dict(data)
+
+
 def _reference() -> dict:
     import json
 
@@ -115,9 +195,13 @@ def main():
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--report", action="store_true", help="print the README table and stop")
+    parser.add_argument("--probe", action="store_true", help="where sharing fails, on the trained variant")
     args = parser.parse_args()
     if args.report:
         report()
+        return
+    if args.probe:
+        probe(args.variant, args.data)
         return
     run_variant(args.variant, args.epochs, args.data)
     report()
