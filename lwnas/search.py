@@ -164,7 +164,8 @@ class Search:
         directions = ["maximize", "minimize"] if settings.multi else ["maximize"]
         try:
             study = optuna.create_study(study_name=self.name, storage=storage, directions=directions,
-                                        sampler=make_sampler(settings), pruner=make_pruner(settings.multi),
+                                        sampler=make_sampler(settings, self.space, self._classes()),
+                                        pruner=make_pruner(settings.multi),
                                         load_if_exists=True)
         except ValueError as err:  # e.g. an existing study with other directions
             raise LwnasError(f"study {self.name!r}: {err}") from None
@@ -183,6 +184,10 @@ class Search:
             raise LwnasError(f"study {self.name!r} was created with other settings ({', '.join(changed)} "
                              f"differ); resume it with the same options or pass a new --study name")
         return study
+
+    def _classes(self) -> int | None:
+        """The data's class count, once load_data has run (a study opened only to check it needs none)."""
+        return len(self.train_set.classes) if self.train_set is not None else None
 
     def identity(self) -> dict:
         """What makes trials of one study comparable; resuming with any of it changed is refused."""
@@ -248,6 +253,7 @@ class Search:
                                f"architectures found (the others were duplicates or over budget)")
         self._settle(study)
         s = self.stats
+        s["rejected"] += getattr(study.sampler, "rejected", 0)  # random search rejects in memory
         self.progress.note(f"done: {s['trained']} trained, {s['shrunk']} over-budget drafts shrunk and queued, "
                            f"{s['duplicates']} repeated architectures skipped, {s['rejected']} samples rejected "
                            f"over budget, {s['prescreened']} candidates prescreened, {s['pruned']} pruned, "

@@ -320,6 +320,38 @@ def test_workers_sample_with_distinct_seeds():
     assert len(set(draws)) == 3
 
 
+def test_random_search_draws_feasible_networks_in_memory_from_the_same_distribution():
+    """One stored trial per network, its parameters naming it, rejections counted but never stored; and the
+    networks are distributed as Optuna's RandomSampler with rejection would draw them (mean MAdds, fixed seeds)."""
+    import numpy as np
+
+    from lwnas.samplers import make_sampler
+    from lwnas.space import get_space
+
+    space, budget = get_space("micro"), 24_000_000
+    sampler = make_sampler(SearchSettings(sampler="random", budget=budget, seed=0), space, 10)
+    study = optuna.create_study(sampler=sampler)
+    drawn = []
+    for _ in range(120):
+        trial = study.ask()
+        sample = space.sample(trial, budget, num_classes=10)
+        assert sample.spec is not None and sample.macs <= budget and not sample.shrunk
+        assert space.spec_from_params(trial.params, 10).arch_hash == sample.spec.arch_hash
+        study.tell(trial, 0.0)
+        drawn.append(sample.macs)
+    assert len(study.trials) == 120 and sampler.rejected > 60  # about two over-budget draws per network here
+    rejecting = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kept = []
+    while len(kept) < 120:
+        trial = rejecting.ask()
+        sample = space.sample(trial, budget, num_classes=10)
+        if sample.spec is not None and sample.macs <= budget:
+            kept.append(sample.macs)
+        rejecting.tell(trial, 0.0)
+    standard_error = np.sqrt(np.var(drawn) / len(drawn) + np.var(kept) / len(kept))
+    assert abs(np.mean(drawn) - np.mean(kept)) < 3 * standard_error
+
+
 def test_the_last_epoch_is_never_pruned():
     """A trial far below the median is pruned after epoch 1 of 2, but not after epoch 2: it is trained by then."""
     from lwnas.pruning import prune_now
