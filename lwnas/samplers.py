@@ -44,13 +44,14 @@ def feasible_random_sampler(space, budget: int, num_classes: int, seed: int):
     front (every decision uniform, as Optuna's RandomSampler draws them) and redrawn in memory until it fits, so
     the study holds one trial per network instead of hundreds of rejected ones (234 per trained network at 12M
     in `micro`, and 0.4 s of database writes each). The distribution is the same: uniform decisions conditioned
-    on fitting. Parameters a trial already has (queued ones) are never drawn."""
+    on fitting. A trial's draw depends on (seed, trial number) only: a resumed study draws new networks instead of
+    replaying the ones it has, and workers sharing a study draw apart. Parameters a trial already has (queued ones)
+    are never drawn."""
     import numpy as np
     import optuna
 
     class FeasibleRandomSampler(optuna.samplers.BaseSampler):
         def __init__(self):
-            self._rng = np.random.default_rng(seed)
             self._fallback = optuna.samplers.RandomSampler(seed=seed)
             self._drawn: dict[int, dict] = {}  # trial number -> its network's parameters
             self.rejected = 0  # networks drawn over the budget (in memory only)
@@ -63,7 +64,7 @@ def feasible_random_sampler(space, budget: int, num_classes: int, seed: int):
 
         def sample_independent(self, study, trial, param_name, param_distribution):
             if trial.number not in self._drawn:
-                self._drawn[trial.number] = self._draw()
+                self._drawn[trial.number] = self._draw(np.random.default_rng((seed, trial.number)))
             params = self._drawn[trial.number]
             if param_name in params:
                 return params[param_name]
@@ -72,9 +73,9 @@ def feasible_random_sampler(space, budget: int, num_classes: int, seed: int):
         def after_trial(self, study, trial, state, values):
             self._drawn.pop(trial.number, None)
 
-        def _draw(self) -> dict:
+        def _draw(self, rng) -> dict:
             for _ in range(RANDOM_DRAWS):
-                sample = space.random_sample(self._rng, num_classes)
+                sample = space.random_sample(rng, num_classes)
                 if sample.macs <= budget:
                     return sample.params
                 self.rejected += 1
