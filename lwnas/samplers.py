@@ -19,7 +19,8 @@ def sampler_seed(seed: int, worker: int) -> int:
 
 def make_sampler(settings, space=None, num_classes: int | None = None):
     """The study's sampler. Random search needs `space` and the data's class count to draw feasible networks
-    itself; without them (a study opened only to be checked or read) Optuna's RandomSampler stands in."""
+    itself; without them (a study opened only to be checked or read), or with --shrink (whose over-budget drafts
+    are shrunk toward the budget), Optuna's RandomSampler stands in."""
     import optuna
 
     name = settings.sampler
@@ -34,7 +35,7 @@ def make_sampler(settings, space=None, num_classes: int | None = None):
         # A generation no larger than the run: with a population above --trials NSGA-II never leaves its
         # random first generation. Its parents are completed trials only: rejected drafts never inform it.
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(8, settings.trials)))
-    if space is None or num_classes is None:
+    if space is None or num_classes is None or settings.shrink:  # --shrink asks for over-budget drafts, to shrink
         return optuna.samplers.RandomSampler(seed=seed)
     return feasible_random_sampler(space, settings.budget, num_classes, seed)
 
