@@ -106,7 +106,7 @@ def probe(name: str, data: str, draws: int = 8):
     for base_name, base in (("largest", supernet.largest), ("smallest", supernet.smallest)):
         base_top1 = top1(base)
         print(f"{base_name}: {base_top1:.1f}%", flush=True)
-        for path, block in base.blocks():
+        for index, (path, block) in enumerate(base.blocks()):
             for arg, value in block.args:
                 if rule(block.type, arg) not in ("max", "min") or arg not in domains.get(block.type, {}):
                     continue
@@ -115,7 +115,7 @@ def probe(name: str, data: str, draws: int = 8):
                 if not 0 <= step < len(values):
                     continue
                 try:
-                    spec = _with_arg(base, path, arg, values[step])
+                    spec = _with_arg(base, index, arg, values[step])
                     if not supernet.space.contains(spec):
                         continue
                     changed = top1(spec)
@@ -139,21 +139,11 @@ def probe(name: str, data: str, draws: int = 8):
         write(OUTPUT, document)
 
 
-def _with_arg(spec: ArchSpec, path: str, arg: str, value) -> ArchSpec:
-    """`spec` with one block argument changed; `path` as ArchSpec.blocks() gives it."""
-    import re
-
+def _with_arg(spec: ArchSpec, index: int, arg: str, value) -> ArchSpec:
+    """`spec` with one argument of its `index`-th block (in ArchSpec.blocks() order) changed."""
     data = spec.to_dict()
-    if path == "head":
-        block = data["head"]
-    else:
-        part, index = re.fullmatch(r"stem\[(\d+)\]", path), None
-        if part:
-            block = data["stem"][int(part.group(1))]
-        else:
-            stage, index = map(int, re.fullmatch(r"stages\[(\d+)\]\.blocks\[(\d+)\]", path).groups())
-            block = data["stages"][stage]["blocks"][index]
-    block[arg] = list(value) if isinstance(value, tuple) else value
+    blocks = data["stem"] + [block for stage in data["stages"] for block in stage["blocks"]] + [data["head"]]
+    blocks[index][arg] = list(value) if isinstance(value, tuple) else value
     return ArchSpec.from_dict(data)
 
 
