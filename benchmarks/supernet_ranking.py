@@ -9,7 +9,7 @@ scores are appended to benchmarks/results/supernet_ranking_fashion.json as they 
     python benchmarks/supernet_ranking.py [--variant sandwich|labels|uniform] [--epochs 6] [--report]
     python benchmarks/supernet_ranking.py --probe [--variant sandwich]
 
-`--probe` asks where sharing fails: it scores the largest and smallest subnets, every network one sliced block
+`--probe` asks where sharing fails: it scores the largest and smallest subnets, every network one shared block
 argument away from them (the next value of its domain), and random draws of the training distribution, each
 with inherited weights on 1,000 test images, and prints the top-1 change per block type and argument.
 """

@@ -13,6 +13,7 @@ import lwnas
 from lwnas import checkpoint
 from lwnas.predictor import sample_specs
 from lwnas.space import get_space
+from lwnas.blocks.common import shuffle_channels, shuffle_order
 from lwnas.supernet import Supernet, SupernetError
 from lwnas.supernet.train import Sandwich, sandwich_loss
 
@@ -95,14 +96,13 @@ def test_a_sandwich_step_reaches_exactly_the_banks_it_used(tmp_path):
     reached = {name for name, p in supernet.named_parameters()
                if p.grad is not None and float(p.grad.abs().sum()) > 0}
     drawn = supernet.space.random_sample(np.random.default_rng((0, 0, 0)), 4).spec  # the step's random subnet
-    used = {id(bank_param) for spec in (supernet.largest, supernet.smallest, drawn)
-            for _, _, bank_param, _ in supernet.subnet(spec).bindings}
+    used = {id(binding[2]) for spec in (supernet.largest, supernet.smallest, drawn)
+            for binding in supernet.subnet(spec).bindings}
     assert reached == {name for name, p in supernet.named_parameters() if id(p) in used}
     assert len(reached) < len(list(supernet.parameters()))  # some banks belong to layouts none of the three used
     smallest = supernet.subnet(supernet.smallest)
-    stem, cut = smallest.bindings[0][2], smallest.bindings[0][3]
-    outside = np.ones(stem.shape, bool)
-    outside[cut] = False
+    _, _, stem, cut, take = smallest.bindings[0]
+    outside = ~cut.used(stem.shape, take(stem).shape)
     assert outside.any() and stem.grad.numpy()[outside].any()  # the largest subnet trains the rest of the stem
 
 
@@ -210,3 +210,61 @@ def test_search_over_a_supernet_stores_trials_like_a_search_and_resumes(tmp_path
     assert changed.returncode == 2 and "supernet_epoch" in changed.stderr
     other_space = run("search", "--space", "micro", "--flops-budget", "12M", "--supernet", "sn", cwd=tmp_path)
     assert other_space.returncode == 2 and "another space" in other_space.stderr
+
+
+SHUFFLED_SPACE = """
+name: shuffled
+resolution: 32
+stem:
+  - name: stem
+    stride: 2
+    blocks:
+      - {type: conv_bn_act, out: [8], kernel: 3}
+stages:
+  - name: s1
+    depth: 2
+    stride: 2
+    blocks:
+      - {type: micro_block, out: [16, 24], kernel: [3], expand: [[1, 2]], pw1_groups: [[2, 2]],
+         pw2_groups: [[2, 2], [4, 4]], dy: [[0, 0, 0]]}
+head:
+  - {type: classifier, hidden: [0]}
+"""
+
+
+def test_shuffle_order_is_where_paddle_moves_each_channel():
+    for channels, groups in ((12, 3), (16, 4), (24, 2)):
+        moved = shuffle_channels(paddle.arange(channels, dtype="float32").reshape([1, channels, 1, 1]), groups)
+        assert np.array_equal(moved.flatten().numpy().astype(int), shuffle_order(channels, groups))
+
+
+def test_a_channel_reaches_the_next_block_at_the_bank_column_of_the_filter_that_made_it(tmp_path):
+    """Zero every input column of the second block's first conv but one: only the first block's filter of that
+    identity may then reach its output, whatever the first block's width and shuffle groups (with leading windows
+    the shuffle between them hands that column another filter in every subnet but the largest)."""
+    (tmp_path / "shuffled.yaml").write_text(SHUFFLED_SPACE)
+    supernet = Supernet(get_space(tmp_path / "shuffled.yaml"), 4)
+    x = paddle.randn([2, 3, 32, 32])
+    for spec in sample_specs(supernet.space, 12, seed=0, num_classes=4):
+        subnet = supernet.subnet(spec)
+        subnet.eval()
+        first, second = subnet.net.layers[1], subnet.net.layers[2]
+        producer = [step for step in first.body.steps if isinstance(step, paddle.nn.Conv2D)][-1]
+        consumer = second.body.steps[0]
+        (_, _, made, made_cut, _), = [b for b in subnet.bindings if b[0] is producer and b[1] == "weight"]
+        (_, _, read, read_cut, _), = [b for b in subnet.bindings if b[0] is consumer and b[1] == "weight"]
+        identity = int(made_cut.rows[len(made_cut.rows) // 2])
+        saved = read.numpy()
+        only = np.zeros_like(saved)
+        only[:, identity] = saved[:, identity]
+        read.set_value(only)
+        seen = []
+        hook = consumer.register_forward_post_hook(lambda layer, inputs, output: seen.append(output))
+        subnet(x)
+        hook.remove()
+        made.clear_gradient()
+        seen[0].sum().backward()
+        rows = np.flatnonzero(np.abs(made.grad.numpy()).reshape(made.shape[0], -1).sum(axis=1))
+        read.set_value(saved)
+        made.clear_gradient()
+        assert rows.tolist() == [identity], spec.name

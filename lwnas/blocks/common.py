@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -26,6 +27,11 @@ def shuffle_channels(x, groups: int):
         return F.channel_shuffle(x, groups)
     _, c, h, w = x.shape
     return x.reshape([-1, groups, c // groups, h, w]).transpose([0, 2, 1, 3, 4]).reshape([-1, c, h, w])
+
+
+def shuffle_order(channels: int, groups: int):
+    """Where each output channel of `shuffle_channels` comes from: output channel i is input channel order[i]."""
+    return np.arange(channels).reshape(groups, channels // groups).T.reshape(-1)
 
 
 @contextlib.contextmanager

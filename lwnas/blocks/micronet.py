@@ -10,6 +10,8 @@ there: `pw1_groups[0] == 0` starts with a depthwise expansion (the first blocks)
 ends after the first group conv (the last block), otherwise the full pointwise-depthwise-pointwise."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -18,8 +20,18 @@ from .common import make_divisible, shuffle_channels
 from .registry import Param, register
 
 
+@dataclass(frozen=True)
+class ChannelShuffle:
+    """A shuffle step of a `Sequence`: a plain callable, not a layer, so it takes no place in the layers' names."""
+
+    groups: int
+
+    def __call__(self, x):
+        return shuffle_channels(x, self.groups)
+
+
 def channel_shuffle(groups: int):
-    return (lambda x: shuffle_channels(x, groups)) if 1 < groups else None
+    return ChannelShuffle(groups) if 1 < groups else None
 
 
 class DynamicShiftMax(nn.Layer):
@@ -163,6 +175,7 @@ class MicroBlock(nn.Layer):
                       channel_shuffle(out // 2) if y3 else None]
         self.body = Sequence(steps)
         self.residual = s == 1 and c_in == out
+        self.depthwise_first = g1 == 0
 
     def forward(self, x):
         return x + self.body(x) if self.residual else self.body(x)

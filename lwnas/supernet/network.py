@@ -1,10 +1,10 @@
 """The supernet: one Paddle layer holding the weights of every network of a search space.
 
 A network of the space runs as a *subnet*: `lwnas.build(spec)` built without weights of its own (under
-`paddle.LazyGuard`), each trainable weight replaced by its window of the position's bank (see `sharing`), cut
-again at every call so that gradients reach the bank. Batch-norm statistics are the subnet's own: they are not
-shared (a subnet's statistics depend on its own widths), so they are re-estimated on training batches before a
-subnet is evaluated or extracted.
+`paddle.LazyGuard`), each trainable weight replaced by its cut of the position's bank (which bank: `sharing`;
+which entries: `routing`), cut again at every call so that gradients reach the bank. Batch-norm statistics are
+the subnet's own: they are not shared (a subnet's statistics depend on its own widths), so they are re-estimated
+on training batches before a subnet is evaluated or extracted.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from ..cost import Tally
 from ..errors import LwnasError
 from ..space import SearchSpace
 from ..spec import ArchSpec
-from .sharing import Candidate, bank_key, candidates, maximal, window
+from .routing import ROUTERS, route
+from .sharing import Candidate, bank_key, candidates, maximal
 
 CACHED_SUBNETS = 8  # the sandwich rule's largest and smallest, and a few recent others
 
@@ -34,22 +35,22 @@ class SupernetError(LwnasError):
 class Bank(nn.Layer):
     """The shared weights of one position and bank key: one parameter per weight name of the block."""
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]]):
+    def __init__(self, shapes: dict[str, tuple[int, ...]], fans: dict[str, int]):
         super().__init__()
         self.names = sorted(shapes)
         for i, name in enumerate(self.names):
             shape = list(shapes[name])
-            self.add_parameter(f"w{i}", self.create_parameter(shape, default_initializer=_initializer(name, shape)))
+            self.add_parameter(f"w{i}", self.create_parameter(
+                shape, default_initializer=_initializer(name, shape, fans[name])))
 
     def get(self, name: str):
         return getattr(self, f"w{self.names.index(name)}")
 
 
-def _initializer(name: str, shape: list[int]):
-    """Paddle's defaults, sized by the bank: He-normal on the input fan of convolutions and linear layers, ones
-    for normalization scales, zeros for biases and shifts."""
+def _initializer(name: str, shape: list[int], fan_in: int):
+    """Paddle's defaults: He-normal on the input fan of the largest block using the weight (not the bank's, whose
+    input axis spans every channel identity), ones for normalization scales, zeros for biases and shifts."""
     if len(shape) >= 2:
-        fan_in = shape[0] if len(shape) == 2 else int(np.prod(shape[1:]))  # Linear weights are [in, out]
         return nn.initializer.Normal(0.0, math.sqrt(2.0 / fan_in))
     return nn.initializer.Constant(1.0 if name.endswith("weight") else 0.0)
 
@@ -60,12 +61,12 @@ class Subnet(nn.Layer):
     def __init__(self, spec: ArchSpec, net: Network, bindings: list, names: list[str]):
         super().__init__()
         self.spec, self.net = spec, net
-        self.bindings, self.names = bindings, names  # (owner layer, attribute, bank weight, window); net's names
+        self.bindings, self.names = bindings, names  # (owner layer, attribute, bank weight, Cut, taker); net's names
 
     def bind(self):
         """Cut every weight from its bank afresh (the banks change at every optimizer step)."""
-        for owner, attr, bank_param, cut in self.bindings:
-            object.__setattr__(owner, attr, bank_param[cut])
+        for owner, attr, bank_param, _, take in self.bindings:
+            object.__setattr__(owner, attr, take(bank_param))
 
     def forward(self, x):
         self.bind()
@@ -74,8 +75,8 @@ class Subnet(nn.Layer):
     def weights(self) -> dict:
         """The subnet's weights and statistics under `lwnas.build(spec)`'s names, as a normal network holds them."""
         state = {name: value.detach().clone() for name, value in self.net.state_dict().items()}
-        for (_, _, bank_param, cut), name in zip(self.bindings, self.names):
-            state[name] = bank_param[cut].detach().clone()
+        for (_, _, bank_param, _, take), name in zip(self.bindings, self.names):
+            state[name] = take(bank_param).detach().clone()
         return state
 
 
@@ -89,9 +90,11 @@ class Supernet(nn.Layer):
         self.smallest = space.smallest(num_classes).spec
         self.banks = nn.LayerList()
         self._bank_of: dict[tuple, int] = {}
-        for position, key, shapes in _bank_shapes(space, num_classes):
+        self._room: dict[str, tuple[int, int]] = {}  # per position: identities its input can carry, widest input
+        for position, n_in, widest, key, shapes, fans in _bank_shapes(space, num_classes):
+            self._room[position] = n_in, widest
             self._bank_of[(position, key)] = len(self.banks)
-            self.banks.append(Bank(shapes))
+            self.banks.append(Bank(shapes, fans))
         self._subnets: OrderedDict[str, Subnet] = OrderedDict()  # not sublayers: checkpoints hold the banks only
         object.__setattr__(self, "_active", None)
 
@@ -128,12 +131,18 @@ class Supernet(nn.Layer):
         with paddle.LazyGuard():
             net = Network(spec)
         bindings, names = [], []
+        ids = np.arange(self.space.in_channels)
         for (path, block), position, layer, prefix in zip(spec.blocks(), positions, net.layers,
                                                          (f"layers.{i}." for i in range(len(net.layers)))):
             index = self._bank_of.get((position, bank_key(block)))
             if index is None:
                 raise SupernetError(f"{spec.name}: no weights for {block.type} at {position} ({path})")
             bank = self.banks[index]
+            try:
+                cuts, ids = route(block.type, layer, ids, *self._room[position], lambda: _out_width(block, len(ids)))
+            except ValueError as err:
+                raise SupernetError(f"{spec.name}: {position} ({path}): {err}") from None
+            assert len(set(ids.tolist())) == len(ids), f"{spec.name}: {position} gives two channels one identity"
             for name, param in list(layer.named_parameters()):
                 owner, attr = _owner(layer, name)
                 if param.stop_gradient:  # batch-norm statistics: the subnet's own
@@ -142,14 +151,20 @@ class Supernet(nn.Layer):
                 if name not in bank.names:
                     raise SupernetError(f"{spec.name}: {position} {block.type} has weight {name}, which its bank "
                                         f"lacks")
-                bank_param = bank.get(name)
-                if any(p > b for p, b in zip(param.shape, bank_param.shape)):
-                    raise SupernetError(f"{spec.name}: {position} {block.type} weight {name} {list(param.shape)} "
-                                        f"exceeds its bank {list(bank_param.shape)}")
+                bank_param, cut = bank.get(name), cuts[name]
+                if any(n > b for n, b in zip(cut.needs(param.shape), bank_param.shape)):
+                    raise SupernetError(f"{spec.name}: {position} {block.type} weight {name} needs "
+                                        f"{list(cut.needs(param.shape))} of its bank {list(bank_param.shape)}")
                 del owner._parameters[attr]
-                bindings.append((owner, attr, bank_param, window(bank_param.shape, param.shape)))
+                bindings.append((owner, attr, bank_param, cut, cut.taker(bank_param.shape, param.shape)))
                 names.append(prefix + name)
         return Subnet(spec, net, bindings, names)
+
+
+def _out_width(block, c_in: int) -> int:
+    tally = Tally(c_in, 64, 64)
+    BLOCKS[block.type].cost(tally, block.kwargs)
+    return tally.c
 
 
 def _owner(layer: nn.Layer, dotted: str):
@@ -160,28 +175,56 @@ def _owner(layer: nn.Layer, dotted: str):
 
 
 def _bank_shapes(space: SearchSpace, num_classes: int):
-    """(position, bank key, {weight name: shape}) for every bank of the space, in a fixed order."""
+    """(position, n_in, widest input, bank key, {weight name: shape}, {weight name: input fan}) for every bank of
+    the space, in a fixed order. n_in bounds the channel identities a position's input can carry: the image's
+    channels, then the most any block that can precede it gives."""
+    depths = {slot.name: slot.depths for slot in list(space.stem) + list(space.stages)}
+    n_after = n_out = space.in_channels  # at the previous slot's end (over its allowed depths); at the last position
     for position, strides, choices, widths, head in _positions(space):
+        slot, _, k = position.rpartition(".")
+        if head or k == "0":
+            n_in = n_after
+            n_after = n_in if not head and 0 in depths[slot] else 0
+        else:
+            n_in = n_out
+        n_out, widest = 0, max(widths)
         for choice in choices:
             for stride in strides:
                 groups = candidates(choice, stride, widths, num_classes if head else None)
                 for key in sorted(groups, key=repr):
                     shapes: dict[str, list[int]] = {}
+                    fans: dict[str, int] = {}
                     for candidate in maximal(groups[key]):
-                        for name, shape in _weight_shapes(candidate, num_classes if head else None).items():
+                        needs, made, fan = _routed_shapes(candidate, n_in, widest, num_classes if head else None)
+                        n_out = max(n_out, made)
+                        for name, shape in needs.items():
                             old = shapes.setdefault(name, list(shape))
                             shapes[name] = [max(a, b) for a, b in zip(old, shape)]
-                    yield position, key, {name: tuple(shape) for name, shape in shapes.items()}
+                            fans[name] = max(fans.get(name, 0), fan[name])
+                    yield position, n_in, widest, key, {name: tuple(shape) for name, shape in shapes.items()}, fans
+        if not head and int(k) + 1 in depths[slot]:
+            n_after = max(n_after, n_out)
 
 
 @functools.lru_cache(maxsize=None)
-def _weight_shapes(candidate: Candidate, num_classes: int | None) -> dict[str, tuple[int, ...]]:
+def _routed_shapes(candidate: Candidate, n_in: int, widest: int, num_classes: int | None):
+    """For one candidate whose input carries the highest identity n_in-1 on every channel (every index a block
+    derives grows with its input's identities, so this bounds them all): ({weight: bank shape it needs},
+    how many identities its output can carry, {weight: input fan})."""
     args = candidate.block.kwargs
     if num_classes is not None:
         args["num_classes"] = num_classes
     with paddle.LazyGuard():
         layer = BLOCKS[candidate.block.type].layer(candidate.c_in, args)
-    return {name: tuple(p.shape) for name, p in layer.named_parameters() if not p.stop_gradient}
+    routed = candidate.block.type in ROUTERS  # the others keep channels in place (see `route`)
+    ids = np.full(candidate.c_in, n_in - 1) if routed else np.arange(candidate.c_in)
+    cuts, out = route(candidate.block.type, layer, ids, n_in, widest,
+                      lambda: _out_width(candidate.block, candidate.c_in))
+    params = dict(layer.named_parameters())
+    needs = {name: cut.needs(params[name].shape) for name, cut in cuts.items()}
+    fans = {name: int(np.prod(params[name].shape[1:])) if len(params[name].shape) > 2 else params[name].shape[0]
+            for name in cuts}
+    return needs, max(int(out.max()) + 1, len(out)), fans
 
 
 def _positions(space: SearchSpace):

@@ -1,28 +1,27 @@
-"""Which block parameters share weights in the supernet, and how a block's weights are cut from a shared bank.
+"""Which block parameters share weights in the supernet (which entries of a bank a block reads: `routing`).
 
 Every position of a space ("s3.2": the third block of slot s3) holds one weight bank per block type and per
 value of that type's *separate* parameters. A parameter is one of:
 
-- **sliced**: its values share one bank; a block takes the leading channels of each bank weight (and the centre of
-  a larger kernel, as Once-for-All does without its kernel-transform matrices). Widths, expansions, kernels, hidden
-  sizes, MobileOne's branch counts and the squeeze-excite switch (its weights exist in the bank and are unused when
-  off) grow the weights; group counts (MicroNet's `pw1_groups`/`pw2_groups`, the stem's, ShuffleNet v1's),
-  FasterNet's `n_div` and the squeeze `reduction` shrink them, so a block with more groups uses a narrower window
-  of the same bank. A zero where a sliced value is a count (no hidden layer, MicroNet's depthwise-first and
-  single-conv layouts, a Dynamic Shift-Max switched off) changes the block's layout, not its size: each zero
-  pattern has its own bank;
+- **shared**: its values share one bank. Widths, expansions, kernels (the centre of a larger kernel, as Once-for-All
+  does without its kernel-transform matrices), hidden sizes, MobileOne's branch counts and the squeeze-excite switch
+  (its weights exist in the bank and are unused when off) grow what a block reads; group counts (MicroNet's
+  `pw1_groups`/`pw2_groups`, the stem's, ShuffleNet v1's), FasterNet's `n_div` and the squeeze `reduction` thin
+  it. A grouped convolution reads a dense bank (every filter against every input channel), so convolutions with
+  different group counts share exactly the filter/input pairs both have. A zero where a shared value is a count (no
+  hidden layer, MicroNet's depthwise-first and single-conv layouts, a Dynamic Shift-Max switched off) changes the
+  block's layout, not its size: each zero pattern has its own bank;
 - **free**: no weight depends on it (activations, Dynamic Shift-Max's initial coefficients; dropout and drop-path
   too, though a zero one removes its layer, which renames the weights after it: zero has its own bank);
 - **separate** (everything else): each value has its own bank: the stride, AsymmNet's `asymmrate`, MobileOne's
   depthwise switch, whether a convolution has batch norm.
 
-Slicing across group counts shares more than it means (a window of a 4-group convolution is not a 4-group slice of
-an 8-group one); it keeps the supernet of `micro` at 11 banks per MicroNet position instead of 48-72, each trained
-often enough to rank (the alternative was measured: 205M shared weights, most of them rarely updated).
+Sharing across values keeps the supernet of `micro` at 11 banks per MicroNet position instead of 48-72, each
+trained often enough to rank (the alternative was measured: 205M shared weights, most of them rarely updated).
 
-A bank is as large as the largest weights any allowed (block, input width) can need: its shapes are the
-element-wise maximum over the valid configurations that no other valid configuration exceeds in every sliced
-parameter, which the space lists exhaustively.
+A bank is as large as the largest entries any allowed (block, input width) reads: the element-wise maximum over
+the valid configurations that no other valid configuration exceeds in every shared parameter, which the space
+lists exhaustively.
 """
 from __future__ import annotations
 
@@ -33,8 +32,8 @@ from dataclasses import dataclass
 from ..blocks import BLOCKS
 from ..spec import BlockSpec
 
-# per block type: parameter -> "max" (sliced; larger values need larger weights), "min" (sliced; smaller values
-# need larger weights), "free", or "switch" (free, but zero removes a layer). Parameters not listed are separate.
+# per block type: parameter -> "max" (shared; larger values read more), "min" (shared; smaller values read more),
+# "free", or "switch" (free, but zero removes a layer). Parameters not listed are separate.
 SHARING: dict[str, dict[str, str]] = {
     "conv_bn_act": {"out": "max", "kernel": "max", "act": "free"},
     "maxpool": {"kernel": "free"},
@@ -85,11 +84,11 @@ class Candidate:
 
 
 def maximal(candidates: list[Candidate]) -> list[Candidate]:
-    """Per layout, the candidates no other candidate exceeds (or equals) in every sliced parameter: only these can
-    set a bank's shapes and weight names, since weights grow with each sliced parameter in its direction. The
-    layout is the input width and which widths equal it: input widths are not ordered that way (a stride-2
-    ShuffleNet v2 unit's branch narrows as its input widens), and a width equal to the input adds or drops a layer
-    (MobileOne's identity branch, MobileNetV3's expansion)."""
+    """Per layout, the candidates no other candidate exceeds (or equals) in every shared parameter: only these can
+    set a bank's shapes and weight names, since what a block reads grows with each shared parameter in its
+    direction. The layout is the input width and which widths equal it: input widths are not ordered that way (a
+    stride-2 ShuffleNet v2 unit's branch narrows as its input widens), and a width equal to the input adds or drops
+    a layer (MobileOne's identity branch, MobileNetV3's expansion)."""
 
     def layout(c: Candidate) -> tuple:
         return (c.c_in,) + tuple(type(v) is int and v == c.c_in for _, v in c.block.args)
@@ -138,12 +137,3 @@ def _first_alike(block_type: str, name: str, value, domain):
     if rule(block_type, name) == "free":
         return domain[0]
     return next(v for v in domain if _zeros(v) == _zeros(value))
-
-
-def window(bank_shape, shape) -> tuple[slice, ...]:
-    """The part of a bank weight a block uses: leading channels, and the centre of a larger 2-D kernel."""
-    cut = []
-    for axis, (whole, part) in enumerate(zip(bank_shape, shape)):
-        start = (whole - part) // 2 if len(shape) == 4 and axis >= 2 else 0
-        cut.append(slice(start, start + part))
-    return tuple(cut)
