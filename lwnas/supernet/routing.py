@@ -11,7 +11,7 @@ the bank index of what made it, and each weight is gathered from its bank by the
   residual: then it takes the residual's identities, so that the sum keeps one meaning per channel;
 - a depthwise convolution, batch norm, activation and pooling keep each channel's identity; a depthwise
   convolution with a channel multiplier (MicroNet's) gives output j of input channel c the identity c*SPREAD + j;
-- shuffles, splits and rolls permute identities; a concatenation keeps its parts apart (a part made inside the
+- shuffles and splits permute identities; a concatenation keeps its parts apart (a part made inside the
   block is offset past every identity the other part can carry; AsymmNet's copies of its input are interleaved
   with its expansion), except ShuffleNet v2's stride-1 unit, whose branch takes the identities of the half it
   consumed;
