@@ -249,8 +249,5 @@ def _outputs(choices, strides, widths) -> set[int]:
     for choice in choices:
         for stride in strides:
             for group in candidates(choice, stride, widths, None).values():
-                for c in group:
-                    tally = Tally(c.c_in, 64, 64)
-                    BLOCKS[c.block.type].cost(tally, c.block.kwargs)
-                    out.add(tally.c)
+                out.update(_out_width(c.block, c.c_in) for c in group)
     return out

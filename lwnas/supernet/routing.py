@@ -200,8 +200,7 @@ def _before(target: np.ndarray, tail) -> np.ndarray:
 
 def _sublayer(layer: nn.Layer, path: str) -> nn.Layer:
     for step in path.split(".") if path else ():
-        layer = layer[int(step)] if step.isdigit() and isinstance(layer, (nn.LayerList, nn.Sequential)) \
-            else getattr(layer, step)
+        layer = getattr(layer, step)  # Paddle names the items of a Sequential or LayerList "0", "1", ...
     return layer
 
 
@@ -309,12 +308,8 @@ def route(block_type: str, layer: nn.Layer, ids: np.ndarray, n_in: int, widest: 
         if not np.array_equal(ids, np.arange(len(ids))):
             raise ValueError(f"{block_type} cannot follow a block that moves channels")
         for name, param in layer.named_parameters():
-            shape = param.shape
-            r.cuts[name] = Cut(np.arange(shape[0]), np.arange(shape[1]) if len(shape) > 1 else None)
+            if not param.stop_gradient:  # batch-norm statistics are the subnet's own
+                shape = param.shape
+                r.cuts[name] = Cut(np.arange(shape[0]), np.arange(shape[1]) if len(shape) > 1 else None)
         out = np.arange(out_width())
-    return {name: cut for name, cut in r.cuts.items() if not _sublayer_param(layer, name).stop_gradient}, out
-
-
-def _sublayer_param(layer: nn.Layer, name: str):
-    owner, _, attr = name.rpartition(".")
-    return getattr(_sublayer(layer, owner), attr)
+    return r.cuts, out
