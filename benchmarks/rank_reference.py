@@ -1,8 +1,9 @@
 """The reference ranking that proxies are scored against: architectures of `micro` and `mobile` trained with a
 long schedule on real images (Fashion-MNIST), one at a time, appended to a JSON file as each finishes.
 
-A run stopped at any point resumes: architectures already in the file are skipped, and the file's settings
-must equal this run's. The architecture list is fixed by the seed and the file (MicroNet M0-M3 and random
+A run stopped at any point resumes: architectures already in the file are skipped, one stopped mid-training
+continues from its last epoch's checkpoint (runs/rank_reference/HASH/), and the file's settings must equal
+this run's. The architecture list is fixed by the seed and the file (MicroNet M0-M3 and random
 points of `micro`, one per MAdds bin over 2-24M; named configs and random points of `mobile`): a bin keeps the
 point the file holds for it, so every session adds to the same list even after the sampler changes.
 
@@ -20,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +31,7 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 
 import lwnas  # noqa: E402
+from lwnas import checkpoint  # noqa: E402
 from lwnas.space import get_space  # noqa: E402
 from lwnas.spec import ArchSpec  # noqa: E402
 from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
@@ -36,6 +39,7 @@ from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
 OUTPUT = ROOT / "benchmarks" / "results" / "rank_reference_fashion.json"
+RUNS = ROOT / "runs" / "rank_reference"
 # 15 epochs on 12,000 training images (a fifth of the official 60,000, class-balanced by the seeded subset),
 # evaluated on the official 10,000 test images: 5x the proxy's epochs on 10x the built-in set's images.
 REFERENCE = TrainConfig(epochs=15, batch_size=64, lr=0.1, warmup_epochs=0.5, resolution=32, train_subset=12_000,
@@ -160,18 +164,30 @@ def main():
         seed_everything(REFERENCE.seed)
         model = lwnas.build(spec)
         cost = lwnas.count(spec)
+        folder = RUNS / spec.arch_hash  # a checkpoint per epoch: a stopped training continues where it was
+        state = checkpoint.load_latest(folder)
+        earlier = state["wall_seconds"] if state else 0.0
         start = time.perf_counter()
-        history = train(model, train_set, val_set, REFERENCE,
+        if state:
+            print(f"  {spec.name}: continuing after epoch {state['epoch']}", flush=True)
+
+        def keep(epoch_state: dict, best: bool):
+            checkpoint.save(folder, {**epoch_state, "spec": spec.to_yaml(),
+                                     "wall_seconds": earlier + time.perf_counter() - start})
+
+        history = train(model, train_set, val_set, REFERENCE, resume=state, save=keep,
                         on_epoch=lambda r: print(f"  {spec.name} epoch {r.epoch}: loss {r.loss:.3f} top-1 "
                                                  f"{r.top1:.2f}%", flush=True))
+        wall = earlier + time.perf_counter() - start
         entry = {
             "name": spec.name, "space": "micro" if spec.name.startswith(("micro", "micronet")) else "mobile",
             "arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params, "spec": spec.to_yaml(),
             "top1": history[-1].top1, "best_top1": max(h.top1 for h in history),
-            "wall_seconds": round(time.perf_counter() - start, 1), "history": [h.__dict__ for h in history]}
+            "wall_seconds": round(wall, 1), "history": [h.__dict__ for h in history]}
         document = append(output, "architectures", entry, {"settings": settings})
+        shutil.rmtree(folder)
         print(f"{spec.name} {spec.arch_hash} {cost.macs / 1e6:.2f}M: top-1 {history[-1].top1:.2f}% "
-              f"({time.perf_counter() - start:.0f} s); {len(document['architectures'])} in the file", flush=True)
+              f"({wall:.0f} s); {len(document['architectures'])} in the file", flush=True)
 
 
 if __name__ == "__main__":
