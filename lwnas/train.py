@@ -216,33 +216,21 @@ def make_optimizer(model, config: TrainConfig, steps_per_epoch: int):
 
 
 def _state_names(optimizer, model) -> dict[str, str]:
-    """Paddle's name of each optimizer accumulator (`conv2d_45.w_0_velocity_0`) -> the same named after the
-    model's parameter path (`stages.0.body.layers.2.weight:velocity`). Paddle's names count every layer the
+    """Paddle's name of each weight and optimizer accumulator (`conv2d_45.w_0_velocity_0`) -> the same named after
+    the model's parameter path (`stages.0.body.layers.2.weight:velocity`). Paddle's names count every layer the
     process built before, so a state keyed by them resumes only in a process that built the same layers in the
     same order (a benchmark training several networks in turn could not)."""
-    paths = {param.name: path for path, param in model.named_parameters()}
-    return {var.name: f"{paths[param]}:{kind}" for kind, per_param in optimizer._accumulators.items()
-            for param, var in per_param.items() if param in paths}
+    paths = {param.name: path for path, param in model.named_parameters()}  # AMP's master weights use these
+    return {**paths, **{var.name: f"{paths[param]}:{kind}" for kind, per_param in optimizer._accumulators.items()
+                        for param, var in per_param.items() if param in paths}}
 
 
-def _portable_names(optimizer, model) -> dict:
-    """optimizer.state_dict() keyed by parameter paths (see _state_names); AMP's master weights too."""
-    names = _state_names(optimizer, model)
-    paths = {param.name: path for path, param in model.named_parameters()}
-    state = {names.get(key, key): value for key, value in optimizer.state_dict().items()}
-    if "master_weights" in state:
-        state["master_weights"] = {paths.get(k, k): v for k, v in state["master_weights"].items()}
-    return state
-
-
-def _local_names(state: dict, optimizer, model) -> dict:
-    """The inverse of _portable_names for this process's optimizer; keys it does not know (a checkpoint written
-    before states were portable, keyed by Paddle's names) pass unchanged."""
-    names = {path: name for name, path in _state_names(optimizer, model).items()}
-    params = {path: param.name for path, param in model.named_parameters()}
+def _renamed(state: dict, names: dict[str, str]) -> dict:
+    """An optimizer state dict with its keys (and its master weights' keys) renamed; unknown keys pass as they are
+    (a checkpoint written before states were portable is keyed by Paddle's names)."""
     state = {names.get(key, key): value for key, value in state.items()}
     if "master_weights" in state:
-        state["master_weights"] = {params.get(k, k): v for k, v in state["master_weights"].items()}
+        state["master_weights"] = {names.get(k, k): v for k, v in state["master_weights"].items()}
     return state
 
 
@@ -423,7 +411,8 @@ def train(model, train_set, val_set, config: TrainConfig,
         # capped at a quarter of the run, may appear where there was none), and replaying gives its exact value.
         for _ in range(resume["epoch"] * steps):
             schedule.step()
-        optimizer.set_state_dict({**_local_names(resume["optimizer"], optimizer, model),
+        local = {path: name for name, path in _state_names(optimizer, model).items()}
+        optimizer.set_state_dict({**_renamed(resume["optimizer"], local),
                                   "LR_Scheduler": schedule.state_dict()})
         if resume.get("scaler"):
             scaler.load_state_dict(resume["scaler"])
@@ -468,7 +457,8 @@ def train(model, train_set, val_set, config: TrainConfig,
         history.append(result)
         if save is not None and rank == 0:  # one writer
             best = top1 >= max(h.top1 for h in history)
-            save({"model": model.state_dict(), "optimizer": _portable_names(optimizer, model),
+            portable = _renamed(optimizer.state_dict(), _state_names(optimizer, model))
+            save({"model": model.state_dict(), "optimizer": portable,
                   "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
                   "ema": ema.shadow if ema is not None else None,
                   "ema_updates": ema.updates if ema is not None else 0,
