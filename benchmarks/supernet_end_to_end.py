@@ -33,6 +33,7 @@ SUPERNET = ROOT / "runs" / "supernet_ranking" / "sandwich"
 RUNS = ROOT / "runs" / "supernet_end_to_end"
 OUTPUT = ROOT / "benchmarks" / "results" / "supernet_end_to_end_fashion.json"
 STUDY = "e2e-micro-12m"
+VAL_SUBSET = 2000  # test images that score each trial
 
 
 def lwnas(*args: str):
@@ -47,7 +48,7 @@ def main():
     RUNS.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{RUNS}/search.db"
     lwnas("search", "--space", "micro", "--flops-budget", "12M", "--supernet", str(SUPERNET), "--data", str(DATA),
-          "--trials", str(args.trials), "--val-subset", "2000", "--baseline", "micronet_m2", "--seed", "0",
+          "--trials", str(args.trials), "--val-subset", str(VAL_SUBSET), "--baseline", "micronet_m2", "--seed", "0",
           "--study", STUDY, "--storage", storage, "--runs-dir", str(RUNS))
 
     import optuna
@@ -73,7 +74,7 @@ def main():
     m2 = study.user_attrs["baselines"]["micronet_m2"]
     history = checkpoint.load(last)["history"]
     document = {
-        "settings": {"supernet": str(SUPERNET.relative_to(ROOT)), "trials": len(study.trials), "val_subset": 2000,
+        "settings": {"supernet": str(SUPERNET.relative_to(ROOT)), "trials": len(study.trials), "val_subset": VAL_SUBSET,
                      "schedule": REFERENCE.to_dict()},
         "found": {"trial": best.number, "arch_hash": best.user_attrs["arch_hash"], "madds": best.user_attrs["madds"],
                   "inherited_top1": best.user_attrs["top1"], "latency_ms": best.user_attrs["latency_ms"],

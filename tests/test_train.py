@@ -18,10 +18,11 @@ SPEC = tiny_spec([{"type": "inverted_residual", "out": 24, "expand": 48, "stride
                   {"type": "inverted_residual", "out": 24, "expand": 72}])
 
 
-def _run(config):
+def _run(config, **options):
+    """Build SPEC under the config's seed and train it; `options` go to train() (save, resume)."""
     seed_everything(config.seed)  # the weights' initialisation is part of the seeded run
     model = lwnas.build(lwnas.ArchSpec.from_dict(SPEC))
-    return model, train(model, data.synthetic(256, 32, seed=0), data.synthetic(128, 32, seed=1), config)
+    return model, train(model, data.synthetic(256, 32, seed=0), data.synthetic(128, 32, seed=1), config, **options)
 
 
 def test_learns_the_synthetic_set():
@@ -218,18 +219,13 @@ def test_a_state_resumes_exactly_in_a_process_that_built_other_layers_first(opti
     another weight (or failed on its shape) once the resuming process had built anything else first, as a
     benchmark that trains several networks in turn does. Stopped after epoch 1 and resumed after building an
     unrelated network, the run must end with the weights of an uninterrupted one."""
-    config = TrainConfig(epochs=2, batch_size=64, seed=3, optimizer=optimizer, lr=0.01)
-    straight, _ = _run(config)
     import paddle
 
-    seed_everything(config.seed)
-    model = lwnas.build(lwnas.ArchSpec.from_dict(SPEC))
-    sets = data.synthetic(256, 32, seed=0), data.synthetic(128, 32, seed=1)
-    train(model, *sets, config, save=lambda state, best: (
-        paddle.save(state, str(tmp_path / "epoch1.pdparams")) if state["epoch"] == 1 else None))
+    config = TrainConfig(epochs=2, batch_size=64, seed=3, optimizer=optimizer, lr=0.01)
+    straight, _ = _run(config)
+    saved = tmp_path / "epoch1.pdparams"  # on disk: the state's tensors are the live weights until saved
+    _run(config, save=lambda state, best: paddle.save(state, str(saved)) if state["epoch"] == 1 else None)
     lwnas.build("micronet_m0", 10)  # shifts every later weight's Paddle name
-    seed_everything(config.seed)
-    resumed = lwnas.build(lwnas.ArchSpec.from_dict(SPEC))
-    train(resumed, *sets, config, resume=paddle.load(str(tmp_path / "epoch1.pdparams")))
+    resumed, _ = _run(config, resume=paddle.load(str(saved)))
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert np.array_equal(a.numpy(), b.numpy()), name
