@@ -10,14 +10,15 @@ Variants (all evaluated on the same 2,000 official test images; cost as a fracti
   long_small  32 px, 8 epochs, 1,500 images                 more epochs on fewer images (1/15)
 A fifth proxy, learning-curve extrapolation from `today`'s three epochs, needs no training of its own.
 
-Results are appended per (variant, architecture) to benchmarks/results/proxy_variants_fashion.json; a stopped
-run resumes. `--shard K/N` splits the work over processes (Paddle trains these networks on one core).
+Results are appended per (variant, architecture), cheapest architectures first, to
+benchmarks/results/proxy_variants_fashion.json; a stopped run resumes. `--shard K/N` splits the work over processes (Paddle trains these networks on one core).
 
     python benchmarks/proxy_variants.py [--shard 0/2] [--variants today,res48]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -66,14 +67,15 @@ def main():
     args = parser.parse_args()
     shard, shards = map(int, args.shard.split("/"))
     output = Path(args.output)
-    import json
-
     reference = json.loads(Path(args.reference).read_text())["architectures"]
     names = args.variants.split(",")
     unknown = set(names) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
-    jobs = [(arch, name) for arch in reference for name in names]  # architecture-major: partial files compare
+    # Architecture-major, cheapest reference first: a partial file scores every variant on the same architectures,
+    # and as many of them as the time spent allows.
+    reference.sort(key=lambda arch: sum(h["seconds"] for h in arch["history"]))
+    jobs = [(arch, name) for arch in reference for name in names]
     data_cache = {}
     for i, (arch, name) in enumerate(jobs):
         if i % shards != shard:
