@@ -11,7 +11,8 @@ Variants (all evaluated on the same 2,000 official test images; cost as a fracti
 A fifth proxy, learning-curve extrapolation from `today`'s three epochs, needs no training of its own.
 
 Results are appended per (variant, architecture), cheapest architectures first, to
-benchmarks/results/proxy_variants_fashion.json; a stopped run resumes. `--shard K/N` splits the work over processes (Paddle trains these networks on one core).
+benchmarks/results/proxy_variants_fashion.json; a stopped run resumes. `--shard K/N` splits the work over
+processes (Paddle trains these networks on one core).
 
     python benchmarks/proxy_variants.py [--shard 0/2] [--variants today,res48]
 """
