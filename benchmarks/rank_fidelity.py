@@ -3,8 +3,9 @@ ranking in benchmarks/results/rank_reference_fashion.json (built by rank_referen
 Kendall tau and Spearman rho (scipy.stats), top-k overlap and seconds per architecture.
 
 Proxies scored: every zero-cost score of lwnas.zero_cost (on one batch of the same data at 32 px), the
-published vote of three of them, parameter count and MAdds (the baselines), and the reference run itself read after its first epochs (what stopping the
-same training early would rank; its cost is that fraction of the reference's time).
+published vote of three of them, parameter count and MAdds (the baselines), the reference run itself read after
+its first epochs (what stopping the same training early would rank; its cost is that fraction of the reference's
+time), and the training proxies of proxy_variants.py.
 
     pip install scipy
     python benchmarks/rank_fidelity.py [--reference FILE] [--data PATH] [--space micro|mobile|all] [--json OUT]
