@@ -146,10 +146,33 @@ def hypervolume(points: list[tuple[float, float]], latency_ref: float) -> float:
     return area
 
 
-def report(document: dict):
+def in_progress(document: dict, seeds: int) -> list[dict]:
+    """One-objective studies started but not yet in the results file, read from their SQLite files: what a
+    study that runs for hours has trained so far."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    finished = {(s["objective"], s["sampler"], s["seed"]) for s in document.get("studies", [])}
+    studies = []
+    for objective, sampler, seed in jobs(seeds):
+        name = study_name(objective, sampler, seed)
+        if objective != "accuracy" or (objective, sampler, seed) in finished or not (RUNS / f"{name}.db").exists():
+            continue
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{RUNS}/{name}.db")
+        trained = sorted(trained_trials(study), key=lambda t: t.number)
+        if trained:
+            studies.append({"objective": objective, "sampler": f"{sampler} (in progress)", "seed": seed,
+                            "wall_seconds": None, "trials_stored": len(study.get_trials(deepcopy=False)),
+                            "rows_stored": rows_stored(objective, sampler, seed),
+                            "trained": [{k: t.user_attrs[k] for k in ("top1", "latency_ms", "madds")}
+                                        for t in trained]})
+    return studies
+
+
+def report(document: dict, running: list[dict]):
     import numpy as np
 
-    studies = [s for s in document.get("studies", []) if s["objective"] == "accuracy"] + \
+    studies = [s for s in document.get("studies", []) if s["objective"] == "accuracy"] + running + \
         two_objective_studies(document)
     if "latency_remeasured" not in document:
         print("(two-objective latencies as timed during the studies; run --remeasure on an idle machine)")
@@ -164,7 +187,7 @@ def report(document: dict):
         print("| sampler | seeds | " + " | ".join(f"after {k}" for k in CHECKPOINTS) +
               " | MAdds/budget median: all / best 5 | trials (rows) stored per trained | wall time per study |")
         print("|---" * (5 + len(CHECKPOINTS)) + "|")
-        for sampler in samplers:
+        for sampler in [name for sampler in samplers for name in (sampler, f"{sampler} (in progress)")]:
             runs = [s for s in done if s["sampler"] == sampler]
             if not runs:
                 continue
@@ -175,16 +198,18 @@ def report(document: dict):
                 else:
                     values = [hypervolume([(t["top1"], t["latency_ms"]) for t in s["trained"][:k]], latency_ref)
                               for s in runs if len(s["trained"]) >= k]
-                cells.append(f"{np.mean(values):.2f} +- {np.std(values):.2f}" if values else "-")
+                short = f" ({len(values)} of them)" if 0 < len(values) < len(runs) else ""
+                cells.append(f"{np.mean(values):.2f} +- {np.std(values):.2f}{short}" if values else "-")
             use_all = np.median([t["madds"] / BUDGET for s in runs for t in s["trained"]])
             use_best = np.median([t["madds"] / BUDGET for s in runs
                                   for t in sorted(s["trained"], key=lambda t: -t["top1"])[:5]])
             stored = np.mean([s["trials_stored"] / len(s["trained"]) for s in runs])
             rows = [r / len(s["trained"]) for s in runs for r in [s.get("rows_stored")] if r]
             rows = f"{np.mean(rows):.0f}" if rows else "-"
-            wall = np.mean([s["wall_seconds"] for s in runs]) / 60
+            walls = [s["wall_seconds"] for s in runs if s["wall_seconds"] is not None]
+            wall = f"{np.mean(walls) / 60:.0f} min" if walls else "-"
             print(f"| {sampler} | {len(runs)} | " + " | ".join(cells) +
-                  f" | {use_all:.2f} / {use_best:.2f} | {stored:.1f} ({rows}) | {wall:.0f} min |")
+                  f" | {use_all:.2f} / {use_best:.2f} | {stored:.1f} ({rows}) | {wall} |")
     if "baseline" in document:
         b = document["baseline"]
         print(f"\nbaseline {b['name']} ({b['madds'] / 1e6:.2f}M MAdds), same proxy: top-1 {b['top1']:.2f}%")
@@ -198,7 +223,8 @@ def main():
     parser.add_argument("--trials", type=int, default=20, help="trained trials per study")
     parser.add_argument("--shard", default="0/1", help="K/N: run only the jobs i with i %% N == K")
     parser.add_argument("--job", help="OBJECTIVE:SAMPLER:SEED: run only this study (e.g. accuracy:random:2)")
-    parser.add_argument("--report", action="store_true", help="print the table from the results file and stop")
+    parser.add_argument("--report", action="store_true",
+                        help="print the table from the results file (and the studies still running) and stop")
     parser.add_argument("--remeasure", action="store_true",
                         help="time every trained network's latency again in this process (idle machine), then stop")
     args = parser.parse_args()
@@ -208,7 +234,8 @@ def main():
         return
     if args.report:
         with locked(output) as document:
-            report(document or {})
+            document = document or {}
+        report(document, in_progress(document, args.seeds))
         return
     shard, shards = map(int, args.shard.split("/"))
     settings = {"data": Path(args.data).name, "budget": BUDGET, "space": "micro", "proxy": PROXY.to_dict(),
