@@ -69,12 +69,16 @@ def run_study(objective: str, name: str, seed: int, trials: int, data: str) -> d
     search = Search(settings)
     start = time.perf_counter()
     study = search.run()
-    trained = sorted(trained_trials(study), key=lambda t: t.number)
     return {"objective": objective, "sampler": name, "seed": seed,
             "wall_seconds": round(time.perf_counter() - start),
             "trials_stored": len(study.get_trials(deepcopy=False)), "rows_stored": rows_stored(objective, name, seed),
-            "trained": [{k: t.user_attrs[k] for k in ("arch_hash", "top1", "latency_ms", "madds", "train_seconds")}
-                        for t in trained]}
+            "trained": trained_rows(study)}
+
+
+def trained_rows(study) -> list[dict]:
+    """A study's trained networks in the order they were trained: what the results file keeps of it."""
+    return [{k: t.user_attrs[k] for k in ("arch_hash", "top1", "latency_ms", "madds", "train_seconds")}
+            for t in sorted(trained_trials(study), key=lambda t: t.number)]
 
 
 def rows_stored(objective: str, name: str, seed: int) -> int | None:
@@ -159,13 +163,11 @@ def in_progress(document: dict, seeds: int) -> list[dict]:
         if objective != "accuracy" or (objective, sampler, seed) in finished or not (RUNS / f"{name}.db").exists():
             continue
         study = optuna.load_study(study_name=name, storage=f"sqlite:///{RUNS}/{name}.db")
-        trained = sorted(trained_trials(study), key=lambda t: t.number)
+        trained = trained_rows(study)
         if trained:
             studies.append({"objective": objective, "sampler": f"{sampler} (in progress)", "seed": seed,
                             "wall_seconds": None, "trials_stored": len(study.get_trials(deepcopy=False)),
-                            "rows_stored": rows_stored(objective, sampler, seed),
-                            "trained": [{k: t.user_attrs[k] for k in ("top1", "latency_ms", "madds")}
-                                        for t in trained]})
+                            "rows_stored": rows_stored(objective, sampler, seed), "trained": trained})
     return studies
 
 
