@@ -16,7 +16,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .common import make_divisible, shuffle_channels
+from .common import Conv2D, make_divisible, shuffle_channels
 from .registry import Param, register
 
 
@@ -84,9 +84,9 @@ def fusion_macs(elements: int, branches: int) -> int:
 def _spatial_separable(c_in, expand, kernel, stride):
     """kx1 depthwise (channel multiplier e1) + BN, then 1xk depthwise (multiplier e2) + BN."""
     mid, out = c_in * expand[0], c_in * expand[0] * expand[1]
-    return [nn.Conv2D(c_in, mid, (kernel, 1), (stride, 1), (kernel // 2, 0), groups=c_in, bias_attr=False),
+    return [Conv2D(c_in, mid, (kernel, 1), (stride, 1), (kernel // 2, 0), groups=c_in, bias_attr=False),
             nn.BatchNorm2D(mid),
-            nn.Conv2D(mid, out, (1, kernel), (1, stride), (0, kernel // 2), groups=mid, bias_attr=False),
+            Conv2D(mid, out, (1, kernel), (1, stride), (0, kernel // 2), groups=mid, bias_attr=False),
             nn.BatchNorm2D(out)]
 
 
@@ -114,7 +114,7 @@ class MicroStem(Sequence):
         g1, g2 = groups
         super().__init__([
             nn.Conv2D(c_in, g1, (kernel, 1), (stride, 1), (kernel // 2, 0), bias_attr=False), nn.BatchNorm2D(g1),
-            nn.Conv2D(g1, g1 * g2, (1, kernel), (1, stride), (0, kernel // 2), groups=g1, bias_attr=False),
+            Conv2D(g1, g1 * g2, (1, kernel), (1, stride), (0, kernel // 2), groups=g1, bias_attr=False),
             nn.BatchNorm2D(g1 * g2), channel_shuffle(g1), nn.ReLU6()])
 
 

@@ -9,7 +9,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .common import SqueezeExcite, conv_bn, squeeze_excite_cost
+from .common import Conv2D, SqueezeExcite, conv_bn, squeeze_excite_cost
 from .registry import Param, register
 
 SE_RATIO = 0.0625
@@ -59,7 +59,7 @@ class MobileOneConv(nn.Layer):
                 identity[i, i % (self.c_in // self.groups), centre, centre] = 1.0
             w, b = _fuse(identity, self.skip_branch)
             weight, bias = weight + w, bias + b
-        self.fused = nn.Conv2D(self.c_in, self.out, self.kernel, self.stride, self.kernel // 2, groups=self.groups)
+        self.fused = Conv2D(self.c_in, self.out, self.kernel, self.stride, self.kernel // 2, groups=self.groups)
         self.fused.weight.set_value(weight)
         self.fused.bias.set_value(bias)
         self.conv_branches = nn.LayerList()

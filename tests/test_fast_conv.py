@@ -1,0 +1,74 @@
+"""The unfolded depthwise convolution (lwnas.blocks.common.Conv2D) computes what Paddle's conv op computes: the
+same outputs and the same gradients for the input, the weight and the bias, on the shapes MicroNet trains on."""
+import numpy as np
+import paddle
+import pytest
+
+import lwnas
+from lwnas.blocks.common import Conv2D
+
+# (input shape, out channels, kernel, stride, padding, bias): depthwise on 1x1 and 2x2 maps, strided, a channel
+# multiplier of 2 (MicroNet's spatially separable expansion), a bias (MobileOne's folded conv)
+CASES = [
+    ((4, 12, 1, 1), 12, (1, 3), (1, 1), (0, 1), False),
+    ((4, 12, 2, 2), 12, (5, 1), (2, 1), (2, 0), False),
+    ((4, 8, 2, 4), 8, (1, 5), (1, 2), (0, 2), False),
+    ((4, 6, 4, 4), 12, (3, 1), (1, 1), (1, 0), False),
+    ((4, 8, 2, 2), 8, (3, 3), (1, 1), (1, 1), True),
+]
+
+
+def _forward_and_grads(conv, x):
+    x = x.detach()
+    x.stop_gradient = False
+    y = conv(x)
+    (y * paddle.arange(y.size, dtype="float32").reshape(y.shape)).sum().backward()  # weights every output apart
+    grads = [x.grad.numpy()] + [p.grad.numpy() for p in conv.parameters()]
+    conv.clear_gradients()
+    return y.numpy(), grads
+
+
+@pytest.mark.parametrize("shape,out,kernel,stride,padding,bias", CASES)
+def test_unfolded_depthwise_equals_the_conv_op_in_outputs_and_gradients(shape, out, kernel, stride, padding, bias):
+    conv = Conv2D(shape[1], out, kernel, stride, padding, groups=shape[1], bias_attr=None if bias else False)
+    if bias:
+        conv.bias.set_value(paddle.randn(conv.bias.shape))
+    x = paddle.randn(shape)
+    assert conv._unfolds(x)  # the fast path is the one under test
+    fast, fast_grads = _forward_and_grads(conv, x)
+    reference = paddle.nn.functional.conv2d(x, conv.weight, conv.bias, stride, padding, groups=shape[1]).numpy()
+    np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-5)
+    conv._unfolds = lambda _: False  # the same layer through Paddle's conv op
+    _, reference_grads = _forward_and_grads(conv, x)
+    assert len(fast_grads) == len(reference_grads) == 2 + bias
+    for got, expected in zip(fast_grads, reference_grads):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_large_maps_and_dense_convs_keep_the_conv_op():
+    assert not Conv2D(8, 8, 3, padding=1, groups=8)._unfolds(paddle.randn([2, 8, 16, 16]))
+    assert not Conv2D(8, 8, 3, padding=1)._unfolds(paddle.randn([2, 8, 1, 1]))
+
+
+def test_micronet_m2_trains_identically_through_either_convolution():
+    """One SGD step of MicroNet-M2 at 32 px: loss, logits and updated weights equal with and without unfolding."""
+    spec = lwnas.get_config("micronet_m2").replace(num_classes=10, resolution=32)
+    x, labels = paddle.randn([4, 3, 32, 32]), paddle.to_tensor([0, 1, 2, 3])
+    results = []
+    for unfold in (True, False):
+        paddle.seed(0)
+        model = lwnas.build(spec)
+        convs = [layer for layer in model.sublayers() if isinstance(layer, Conv2D)]
+        assert sum(conv._unfolds(paddle.randn([1, conv._in_channels, 1, 1])) for conv in convs) > 10
+        if not unfold:
+            for conv in convs:
+                conv._unfolds = lambda _: False
+        optimizer = paddle.optimizer.SGD(0.1, parameters=model.parameters())
+        loss = paddle.nn.functional.cross_entropy(model(x), labels)
+        loss.backward()
+        optimizer.step()
+        results.append((float(loss), {k: v.numpy() for k, v in model.state_dict().items()}))
+    (loss_fast, fast), (loss_ref, ref) = results
+    assert abs(loss_fast - loss_ref) < 1e-5
+    for key in ref:
+        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-4, atol=1e-5, err_msg=key)
