@@ -32,7 +32,8 @@ from rank_reference import append, locked  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.spec import ArchSpec  # noqa: E402
-from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
+from lwnas.splits import load_data  # noqa: E402
+from lwnas.train import TrainConfig, seed_everything, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"

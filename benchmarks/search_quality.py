@@ -30,7 +30,8 @@ from rank_reference import locked, write  # noqa: E402  (one results-file protoc
 import lwnas  # noqa: E402
 from lwnas.search import ENCODING, Search, SearchSettings  # noqa: E402
 from lwnas.storage import trained_trials  # noqa: E402
-from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
+from lwnas.splits import load_data  # noqa: E402
+from lwnas.train import TrainConfig, seed_everything, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"

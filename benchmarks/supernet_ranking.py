@@ -33,7 +33,8 @@ from lwnas.space import get_space  # noqa: E402
 from lwnas.spec import ArchSpec  # noqa: E402
 from lwnas.supernet.extract import load_supernet  # noqa: E402
 from lwnas.supernet.train import Sandwich, evaluate_subnet, train_supernet  # noqa: E402
-from lwnas.train import TrainConfig, load_data, loaders  # noqa: E402
+from lwnas.splits import load_data  # noqa: E402
+from lwnas.train import TrainConfig, loaders  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "supernet_ranking"

@@ -286,10 +286,10 @@ def cmd_eval(args):
     from .train import set_device
 
     set_device(args.device)
-    result = evaluate_run(Path(args.checkpoint), args.data, args.skip_bad_images)
+    result = evaluate_run(Path(args.checkpoint), args.data, args.skip_bad_images, args.split)
     print(json.dumps(result, indent=2) if args.json else
-          f"{result['images']} images: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
-          f"loss {result['loss']:.4f}")
+          f"{result['data']} {result['split']} split, {result['images']} images: top-1 {result['top1']:.2f}%, "
+          f"top-5 {result['top5']:.2f}%, loss {result['loss']:.4f}")
 
 
 def cmd_predict(args):
@@ -529,9 +529,12 @@ def make_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_supernet)
 
-    p = sub.add_parser("eval", help="top-1/top-5 of a trained checkpoint on a data set's validation split")
+    p = sub.add_parser("eval", help="top-1/top-5 of a trained checkpoint on a data set's validation or test split")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
-    p.add_argument("--data", default="synthetic")
+    p.add_argument("--data", help="data set (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="val: the held-out images selection used (default); test: the data set's test split, "
+                        "for a final report only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-bad-images", action="store_true")
     p.add_argument("--json", action="store_true")

@@ -1,12 +1,15 @@
 """Image data sets for proxy training and retraining: decoded once into memory when small, streamed from disk
 when large.
 
-Formats read (nothing is ever downloaded):
+Formats read (nothing is ever downloaded), with the splits each can hold (train, val, test):
 - `synthetic`: a learnable built-in set (oriented colour gratings, one orientation and tint per class)
-  generated on the fly from a seed; the embedded default of `lwnas search`.
-- a CIFAR-10/100 python tarball (`cifar-10-python.tar.gz`, `cifar-100-python.tar.gz`);
-- an ImageFolder tree (`ROOT/train/<class>/*.jpg` and `ROOT/val/<class>/*.jpg`);
-- a PaddleClas list layout (`ROOT/train_list.txt` and `ROOT/val_list.txt`, lines `relative/path.jpg label`).
+  generated on the fly from a seed, all three splits; the embedded default of `lwnas search`.
+- a CIFAR-10/100 python tarball (`cifar-10-python.tar.gz`, `cifar-100-python.tar.gz`): train and test;
+- an ImageFolder tree (`ROOT/train/<class>/*.jpg`, optional `ROOT/val/...` and `ROOT/test/...`), or a folder of
+  class folders alone (`ROOT/<class>/*.jpg`), which is the train split;
+- a PaddleClas list layout (`ROOT/train_list.txt`, optional `val_list.txt` and `test_list.txt`, lines
+  `relative/path.jpg label`).
+A split the data set lacks raises MissingSplit; lwnas.splits carves a validation split out of train instead.
 
 Small folders and lists are decoded and resized once (short side to resolution/0.875, centre-cropped square)
 and kept as uint8 arrays. Above STREAM_ABOVE_BYTES of decoded pixels (or with stream=True) only the file list is
@@ -77,41 +80,78 @@ class ImageSet:
             return ""
         return f"--skip-bad-images: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}"
 
-    def subset(self, n: int | None, seed: int = 0) -> "ImageSet":
-        """At most n images, the same classes in the same proportions for a given seed."""
-        if n is None or n >= len(self):
-            return self
-        keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+    def split(self, fraction: float, seed: int = 0) -> tuple["ImageSet", "ImageSet"]:
+        """(rest, held out): `fraction` of every class's images held out, drawn by `seed`. A class of n >= 2
+        images keeps at least one on each side; a class of one image stays in the rest."""
+        rng = np.random.default_rng(seed)
+        held = []
+        for label in np.unique(self.labels):
+            members = np.flatnonzero(self.labels == label)
+            count = min(max(round(fraction * len(members)), 1), len(members) - 1)
+            held.extend(rng.permutation(members)[:count])
+        held_mask = np.zeros(len(self), dtype=bool)
+        held_mask[held] = True
+        return self._take(np.flatnonzero(~held_mask)), self._take(np.flatnonzero(held_mask))
+
+    def _take(self, keep: np.ndarray) -> "ImageSet":
         if self.streamed:
             return replace(self, labels=self.labels[keep], paths=[self.paths[i] for i in keep])
         return replace(self, images=self.images[keep], labels=self.labels[keep])
 
+    def subset(self, n: int | None, seed: int = 0) -> "ImageSet":
+        """At most n images, the same classes in the same proportions for a given seed."""
+        if n is None or n >= len(self):
+            return self
+        return self._take(np.sort(np.random.default_rng(seed).permutation(len(self))[:n]))
+
+
+SPLITS = ("train", "val", "test")
+
+
+class MissingSplit(LwnasError):
+    """The data set holds no such split (a CIFAR tarball has no val, a folder may have no test/)."""
+
 
 def describe_formats() -> str:
-    return ("'synthetic', a CIFAR python tarball (*.tar.gz), an ImageFolder root with train/ and val/, "
-            "or a folder with train_list.txt and val_list.txt")
+    return ("'synthetic', a CIFAR python tarball (*.tar.gz), an ImageFolder root with train/ (and optionally val/ "
+            "and test/) or a folder of class folders, or a folder with train_list.txt (and optionally "
+            "val_list.txt and test_list.txt)")
 
 
 def load(source: str, split: str, resolution: int, *, skip_bad: bool = False, seed: int = 0,
          synthetic_size: int | None = None, stream: bool | None = None) -> ImageSet:
-    """The `split` ('train' or 'val') of a data set named by `source`; see the module docstring. Folders and
-    lists are streamed when `stream` is True, or when None and they would decode to more than
+    """The `split` ('train', 'val' or 'test') of a data set named by `source`; see the module docstring. Folders
+    and lists are streamed when `stream` is True, or when None and they would decode to more than
     STREAM_ABOVE_BYTES."""
-    if split not in ("train", "val"):
+    if split not in SPLITS:
         raise ValueError(split)
     if source == "synthetic":
         n = synthetic_size or (1200 if split == "train" else 400)
-        return synthetic(n, resolution, seed=seed + (0 if split == "train" else 10_000))
+        return synthetic(n, resolution, seed=seed + 10_000 * SPLITS.index(split))
     path = Path(source)
     if not path.exists():
         raise LwnasError(f"data set not found: {source}; expected {describe_formats()}")
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
         return cifar_tarball(path, split)
-    if path.is_dir() and (path / f"{split}_list.txt").is_file():
+    if path.is_dir() and (path / "train_list.txt").is_file():
+        if not (path / f"{split}_list.txt").is_file():
+            raise MissingSplit(f"{source}: no {split}_list.txt")
         return list_file(path, path / f"{split}_list.txt", resolution, skip_bad, stream)
-    if path.is_dir() and (path / split).is_dir():
+    if path.is_dir() and (path / "train").is_dir():
+        if not (path / split).is_dir():
+            raise MissingSplit(f"{source}: no {split}/ folder")
         return image_folder(path / split, resolution, skip_bad, stream)
-    raise LwnasError(f"{source}: no {split} split found; expected {describe_formats()}")
+    if path.is_dir() and _class_folders(path):  # a bare folder of class folders: all of it is training data
+        if split != "train":
+            raise MissingSplit(f"{source}: a folder of class folders holds the train split only")
+        return image_folder(path, resolution, skip_bad, stream)
+    raise LwnasError(f"{source}: no train split found; expected {describe_formats()}")
+
+
+def _class_folders(path: Path) -> bool:
+    """`path` holds folders (classes) and no images of its own, and its first folder holds an image."""
+    folders = sorted(p for p in path.iterdir() if p.is_dir())
+    return bool(folders) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folders[0].rglob("*"))
 
 
 def synthetic(n: int, resolution: int, classes: int = 10, seed: int = 0) -> ImageSet:
@@ -134,7 +174,9 @@ def synthetic(n: int, resolution: int, classes: int = 10, seed: int = 0) -> Imag
 
 
 def cifar_tarball(path: Path, split: str) -> ImageSet:
-    """CIFAR-10 or CIFAR-100 from the official python tarball the user pointed at."""
+    """CIFAR-10 or CIFAR-100 from the official python tarball the user pointed at: its train or test split."""
+    if split == "val":
+        raise MissingSplit(f"{path}: a CIFAR tarball holds train and test batches, no validation split")
     try:
         tar = tarfile.open(path)
     except (tarfile.TarError, OSError) as err:

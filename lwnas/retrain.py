@@ -103,7 +103,8 @@ def train_folder(output: Path, data: str, config: TrainConfig, *, identity: dict
     checkpoints' `identity[key]` must match), resume with the stored settings, write `files` and the logs, print
     progress. `make_model(classes)` builds what is trained; `hooks(model)` may give `loss_fn`, `evaluate_fn`
     (see lwnas.train.train) and `epoch_note()`, a text appended to each epoch's line."""
-    from .train import distributed, load_data, seed_everything, train, warmup_epochs
+    from .splits import load_data
+    from .train import distributed, seed_everything, train, warmup_epochs
 
     state = checkpoint.load_latest(output, warn=lambda m: print(m, file=sys.stderr)) if output.exists() else None
     if state is not None and not resume:
@@ -140,7 +141,7 @@ def train_folder(output: Path, data: str, config: TrainConfig, *, identity: dict
     model = make_model(train_set.classes)
     extra = hooks(model) if hooks is not None else {}
     epoch_note = extra.pop("epoch_note", lambda: "")
-    identity = {**identity, "classes": train_set.classes, "config": config.to_dict()}
+    identity = {**identity, "data": data_reference(data), "classes": train_set.classes, "config": config.to_dict()}
     writer = _visualdl(output) if writer_process else None
     tty = stream.isatty()
 
@@ -190,18 +191,38 @@ def load_trained(path: Path):
     return model, state, spec
 
 
-def evaluate_run(path: Path, data: str, skip_bad: bool = False) -> dict:
-    from . import data as datasets
+def evaluate_run(path: Path, data: str | None, skip_bad: bool = False, split: str = "val") -> dict:
+    """Top-1/top-5 of a trained run on `split` of `data` (default: the data set it was trained on): 'val', the
+    split it was selected on (held out from the training images as its training held it out), or 'test',
+    reported only, never selected on."""
+    from .splits import load_data, on_classes, test_set
     from .train import evaluate, loaders
 
     model, state, spec = load_trained(path)
+    data = data or trained_on(state, path)
     config = TrainConfig.from_dict(state["config"])
-    val_set = datasets.load(data, "val", config.resolution, skip_bad=skip_bad, seed=config.seed)
-    if len(val_set.classes) != len(state["classes"]):
-        raise LwnasError(f"the data set has {len(val_set.classes)} classes, the model {len(state['classes'])}")
-    _, _, _, loader = loaders(val_set, val_set, config)
+    if split == "test":
+        images = test_set(data, config, skip_bad, classes=state["classes"])
+    else:
+        whole = TrainConfig.from_dict({**config.to_dict(), "val_subset": None})  # all of it, not the subset
+        images = on_classes(load_data(data, whole, skip_bad)[1], state["classes"], data, split)
+    _, _, _, loader = loaders(images, images, config)
     loss, top1, top5 = evaluate(model, loader)
-    return {"arch_hash": spec.arch_hash, "images": len(val_set), "loss": loss, "top1": top1, "top5": top5}
+    return {"arch_hash": spec.arch_hash, "data": data, "split": split, "images": len(images), "loss": loss,
+            "top1": top1, "top5": top5}
+
+
+def data_reference(data: str) -> str:
+    """How a checkpoint or study records its data set: 'synthetic', or the absolute path (commands that continue
+    from it may run from another folder)."""
+    return data if data == "synthetic" else str(Path(data).resolve())
+
+
+def trained_on(state: dict, path: Path) -> str:
+    """The data set a checkpoint was trained on, as recorded in it."""
+    if "data" not in state:
+        raise LwnasError(f"{path} does not record its data set (written by an older lwnas); pass --data")
+    return state["data"]
 
 
 def predict(path: Path, images: list[str], top_k: int = 5) -> list[dict]:

@@ -24,11 +24,13 @@ from .pruning import make_pruner, prune_now
 from .samplers import make_sampler
 from .slots import TrainingSlots, claim_architecture
 from .storage import check_study_name, fail_stale, is_trained, open_storage, redact, storage_url, trained_trials
-from .train import TrainConfig, TrainingDiverged, load_data, seed_everything
+from .splits import load_data
+from .train import TrainConfig, TrainingDiverged, seed_everything
 
 # 3: a trial's params name its network, channel repairs included (2 queued repaired drafts as trials of their
 # own, which kept NSGA-II in its first generation); only shrunk drafts are queued
-ENCODING = 3
+# 4: trials are scored on a validation split held out from the training images (3 and before: on the test split)
+ENCODING = 4
 PRESCREEN_BATCH = 64  # training images a zero-cost score sees
 
 
@@ -70,6 +72,26 @@ class SearchSettings:
         data = "synthetic" if self.data == "synthetic" else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.data).name)
         kind = "acc-lat" if self.multi else "acc"
         return f"{self.space}-{human(self.budget).replace('.00', '')}-{data}-{kind}"[:100]
+
+
+def settings_diff(stored: dict, asked: dict) -> str:
+    """'key: stored -> asked' for every setting that differs, nested proxy settings as proxy.key."""
+    def flat(settings: dict) -> dict:
+        out = {}
+        for key, value in settings.items():
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                out[key] = value
+        return out
+
+    old, new = flat(stored), flat(asked)
+    changed = [f"{key}: changed" if key.endswith("sha256") else
+               f"{key}: {old.get(key, 'unset')} -> {new.get(key, 'unset')}"
+               for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    if (old.get("encoding") or 0) < 4:
+        changed.append("its trials were scored on the test split, which lwnas no longer selects on")
+    return "; ".join(changed)
 
 
 def _beats(trial: dict, baseline: dict, multi: bool) -> bool:
@@ -180,9 +202,8 @@ class Search:
         if stored is None:
             study.set_user_attr("settings", identity)
         elif stored != identity:
-            changed = sorted(k for k in identity if stored.get(k) != identity[k])
-            raise LwnasError(f"study {self.name!r} was created with other settings ({', '.join(changed)} "
-                             f"differ); resume it with the same options or pass a new --study name")
+            raise LwnasError(f"study {self.name!r} was created with other settings ({settings_diff(stored, identity)}"
+                             f"); resume it with the same options or pass a new --study name")
         return study
 
     def _classes(self) -> int | None:

@@ -46,6 +46,8 @@ class TrainConfig:
     resolution: int = 32
     train_subset: int | None = None  # images of the training split used (None: all)
     val_subset: int | None = None
+    val_split: float = 0.1  # share of each class held out for validation where the data set has no val split
+    split_seed: int = 0  # draws that held-out share: fixed apart from `seed`, so every seed selects on the same images
     workers: int = 0
     seed: int = 0
     ema_decay: float = 0.0  # 0: no EMA; else evaluate (and export) an exponential moving average of the weights
@@ -93,6 +95,8 @@ _RULES = {
     "resolution": (int, lambda v: v >= 8, "an integer >= 8"),
     "train_subset": (int, lambda v: v >= 1, "an integer >= 1, or null for all images"),
     "val_subset": (int, lambda v: v >= 1, "an integer >= 1, or null for all images"),
+    "val_split": (float, lambda v: 0 < v < 1, "a fraction in (0, 1), e.g. 0.1"),
+    "split_seed": (int, lambda v: True, "an integer"),
     "workers": (int, lambda v: v >= 0, "an integer >= 0"),
     "seed": (int, lambda v: True, "an integer"),
     "ema_decay": (float, lambda v: 0 <= v < 1, "a number in [0, 1) (0: no EMA)"),
@@ -261,16 +265,6 @@ def distributed() -> tuple[int, int]:
     import paddle.distributed as dist
 
     return dist.get_rank(), dist.get_world_size()
-
-
-def load_data(source: str, config: TrainConfig, skip_bad: bool = False, from_disk: bool | None = None):
-    """(train, val) ImageSets of `source` at the config's resolution, cut to its subset sizes; folder and list
-    sets streamed from disk when `from_disk`, or when None and too large to decode into memory."""
-    from . import data
-
-    splits = [data.load(source, split, config.resolution, skip_bad=skip_bad, seed=config.seed, stream=from_disk)
-              for split in ("train", "val")]
-    return splits[0].subset(config.train_subset, config.seed), splits[1].subset(config.val_subset, config.seed)
 
 
 def loaders(train_set, val_set, config: TrainConfig):

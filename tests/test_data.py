@@ -29,9 +29,40 @@ def test_cifar_tarball(tmp_path):
     path = tmp_path / "cifar-10-python.tar.gz"
     _cifar_tarball(path)
     train = data.load(str(path), "train", 32)
-    val = data.load(str(path), "val", 32)
-    assert train.images.shape == (20, 32, 32, 3) and val.images.shape == (4, 32, 32, 3)
-    assert train.classes[:2] == ["c0", "c1"] and list(val.labels) == [0, 1, 2, 3]
+    test = data.load(str(path), "test", 32)
+    assert train.images.shape == (20, 32, 32, 3) and test.images.shape == (4, 32, 32, 3)
+    assert train.classes[:2] == ["c0", "c1"] and list(test.labels) == [0, 1, 2, 3]
+    with pytest.raises(data.MissingSplit, match="no validation split"):
+        data.load(str(path), "val", 32)
+
+
+def test_validation_is_held_out_of_the_training_images_never_the_test_split(tmp_path):
+    from lwnas.splits import load_data, test_set
+    from lwnas.train import TrainConfig
+
+    path = tmp_path / "cifar-10-python.tar.gz"
+    _cifar_tarball(path)  # 5 batches x [0, 1, 2, 3]: 5 images per class in train
+    config = TrainConfig(val_split=0.4)
+    train, val = load_data(str(path), config)
+    assert len(train) == 12 and len(val) == 8 and np.bincount(val.labels).tolist() == [2, 2, 2, 2]
+    everything = data.load(str(path), "train", 32).images.reshape(20, -1)
+    rows = {row.tobytes(): i for i, row in enumerate(everything)}
+    held = {rows[image.tobytes()] for image in val.images.reshape(8, -1)}
+    kept = {rows[image.tobytes()] for image in train.images.reshape(12, -1)}
+    assert len(held) == 8 and not held & kept  # disjoint, and all from the training batches
+    again = load_data(str(path), TrainConfig(val_split=0.4, seed=7))[1]  # the training seed does not move it
+    assert np.array_equal(again.images, val.images)
+    other = load_data(str(path), TrainConfig(val_split=0.4, split_seed=1))[1]
+    assert not np.array_equal(other.images, val.images)
+    assert np.array_equal(test_set(str(path), config).images, data.load(str(path), "test", 32).images)
+
+
+def test_split_is_stratified_and_keeps_every_class_on_both_sides():
+    images = data.synthetic(103, 8)
+    rest, held = images.split(0.3, seed=3)
+    assert len(rest) + len(held) == 103
+    assert np.bincount(held.labels).tolist() == [3] * 10  # round(0.3 * 10 or 11 images) of every class
+    assert set(rest.labels) == set(held.labels) == set(range(10))
 
 
 def test_not_a_cifar_tarball(tmp_path):
@@ -149,7 +180,8 @@ def _varied_set(root, layout, per_class=6):
 def test_streamed_sets_train_in_the_in_memory_order(tmp_path, layout):
     """The same images read per batch from disk: same labels in the same seeded order as the decoded set,
     batches of the target size, and the same validation images (short side to res/0.875, centre crop)."""
-    from lwnas.train import TrainConfig, load_data, loaders
+    from lwnas.splits import load_data
+    from lwnas.train import TrainConfig, loaders
 
     root = _varied_set(tmp_path, layout)
     config = TrainConfig(batch_size=8, resolution=24, seed=3)
@@ -189,3 +221,33 @@ def test_an_image_that_fails_to_decode_mid_epoch_is_replaced_with_a_warning(tmp_
     _, _, loader, _ = loaders(train_set, train_set, config)
     assert [labels.shape[0] for _, labels in loader] == [6]
     assert "0.jpg: unreadable image" in capfd.readouterr().err
+
+
+def test_validation_folder_labels_follow_the_training_classes_by_name(tmp_path):
+    from lwnas.splits import load_data
+    from lwnas.train import TrainConfig
+
+    colours = {"ant": (255, 0, 0), "bee": (0, 255, 0), "cat": (0, 0, 255)}
+    for name, colour in colours.items():
+        for i in range(2):
+            _image(tmp_path / "train" / name / f"{i}.png", colour)
+    _image(tmp_path / "val" / "cat" / "0.png", colours["cat"])  # no ant, no bee: cat must keep label 2
+    train, val = load_data(str(tmp_path), TrainConfig(resolution=16))
+    assert train.classes == val.classes == ["ant", "bee", "cat"] and val.labels.tolist() == [2]
+    _image(tmp_path / "val" / "dog" / "0.png", (9, 9, 9))
+    with pytest.raises(LwnasError, match="val split has class\\(es\\) the training split lacks: dog"):
+        load_data(str(tmp_path), TrainConfig(resolution=16))
+
+
+def test_a_folder_of_class_folders_is_split_and_one_class_is_refused(tmp_path):
+    from lwnas.splits import load_data
+    from lwnas.train import TrainConfig
+
+    for i in range(10):
+        _image(tmp_path / "only" / f"{i}.png", (i, 0, 0))
+    with pytest.raises(LwnasError, match="1 class \\(only\\); a classifier needs at least two"):
+        load_data(str(tmp_path), TrainConfig(resolution=16))
+    for i in range(10):
+        _image(tmp_path / "other" / f"{i}.png", (0, i, 0))
+    train, val = load_data(str(tmp_path), TrainConfig(resolution=16, val_split=0.2))
+    assert train.classes == ["only", "other"] and len(train) == 16 and val.labels.tolist() == [0, 0, 1, 1]

@@ -35,7 +35,8 @@ def extract(supernet: Supernet, state: dict, spec: ArchSpec, data: str, output: 
     """Write `spec` with its inherited weights (batch-norm statistics re-estimated on `batches` training batches of
     `data`) as a run folder: spec.yaml, classes.json, config.json and the best checkpoint of `lwnas.build(spec)`.
     Returns the subnet's top-1/top-5 on the data's validation split."""
-    from ..train import load_data, loaders
+    from ..splits import load_data
+    from ..train import loaders
     from .train import evaluate_subnet
 
     config = TrainConfig.from_dict(state["config"], "the supernet's stored settings")
