@@ -1,4 +1,5 @@
-"""Parse human-written counts such as `12M`, `12e6`, `0.3G` or `300M` (multiply-adds, parameters)."""
+"""Parse human-written counts such as `12M`, `12e6`, `0.3G` or `300M` (multiply-adds, parameters) and durations
+such as `90m`, `2h` or `1h30m`."""
 from __future__ import annotations
 
 import math
@@ -29,3 +30,18 @@ def human(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f}{unit}"
     return str(int(n))
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(text: str, what: str = "--time-limit") -> float:
+    """`90m` -> 5400.0 seconds; hours (h), minutes (m) and seconds (s, or a bare number) may be combined: 1h30m."""
+    match = _DURATION.match(str(text))
+    if not match or not any(match.groups()):
+        raise LwnasError(f"invalid {what} {text!r}: expected a duration such as 45m, 2h, 1h30m or 600 (seconds)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = 3600 * hours + 60 * minutes + seconds
+    if total <= 0:
+        raise LwnasError(f"invalid {what} {text!r}: must be longer than zero, e.g. 2h")
+    return total

@@ -8,6 +8,8 @@ import sys
 from . import __version__
 from .budget import human
 from .errors import LwnasError
+from .pruning import PRUNERS
+from .search import DEFAULT_TRIALS, SCHEDULE_EPOCHS
 from .table import print_table
 from .zero_cost import SCORES
 
@@ -85,11 +87,12 @@ def _proxy_settings(args):
                  "train_subset": args.train_subset, "val_subset": args.val_subset, "lr": args.lr,
                  "workers": args.loader_workers, "seed": args.seed, "amp": args.amp, "amp_dtype": args.amp_dtype}
     data.update({k: v for k, v in overrides.items() if v is not None})
+    data.setdefault("epochs", SCHEDULE_EPOCHS)
     return TrainConfig.from_dict(_with_amp_default(data, args.device), args.proxy_config or "proxy settings")
 
 
 def cmd_search(args):
-    from .budget import parse_count
+    from .budget import parse_count, parse_duration
     from .search import Search, SearchSettings
     from .train import set_device
     from .workers import run_workers
@@ -103,7 +106,11 @@ def cmd_search(args):
                               baselines=tuple(args.baseline), worker=args.worker_index,
                               prescreen=args.prescreen, prescreen_score=args.prescreen_score,
                               latency_engine=args.latency_engine, latency_threads=args.latency_threads,
-                              supernet=args.supernet)
+                              supernet=args.supernet, pruner=args.pruner, min_epochs=args.min_epochs,
+                              reduction_factor=args.reduction_factor, max_epochs=args.max_epochs,
+                              time_limit=parse_duration(args.time_limit) if args.time_limit else None)
+    if settings.trials is None and settings.max_epochs is None and settings.time_limit is None:
+        settings.trials = DEFAULT_TRIALS
     search = Search(settings)
     if args.workers > 1:
         run_workers(search, args.argv, args.workers, args.until_total)
@@ -394,7 +401,22 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search a space for the best networks under a MAdds budget")
     p.add_argument("--flops-budget", required=True, help="MAdds budget at the space's resolution: 12M, 12e6, 0.3G")
     p.add_argument("--space", default="micro", help="search space name (search_spaces/) or YAML path; default micro")
-    p.add_argument("--trials", type=_positive_int, default=6, help="number of new architectures to train (default 6)")
+    p.add_argument("--trials", type=_positive_int,
+                   help=f"new architectures to train, to the end or until the pruner stops them (default "
+                        f"{DEFAULT_TRIALS} when no --max-epochs or --time-limit is given, else no limit)")
+    p.add_argument("--max-epochs", type=_positive_int, metavar="N",
+                   help="compute budget: the study ends once its trials have trained N epochs in all (counted over "
+                        "the whole study, so the same command resumes it to the same budget)")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="stop this run after DURATION (e.g. 45m, 2h); a trial cut short continues from its last epoch "
+                        "when the same command runs again")
+    p.add_argument("--pruner", choices=PRUNERS, default="sha",
+                   help="sha: successive halving on validation top-1 (default); hyperband; median: below the median "
+                        "of earlier trials; none: every trial trains to the end")
+    p.add_argument("--min-epochs", type=_positive_int, default=2,
+                   help="sha/hyperband: epochs before the first rung (default 2)")
+    p.add_argument("--reduction-factor", type=_positive_int, default=3,
+                   help="sha/hyperband: keep the best 1/N at each rung (default 3)")
     p.add_argument("--data", default="synthetic",
                    help="'synthetic' (built-in, default), a CIFAR tarball, an ImageFolder root or a list-file root")
     p.add_argument("--objective", choices=("accuracy", "accuracy-latency"), default="accuracy",
@@ -421,7 +443,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--prescreen-score", choices=("params", "madds", *SCORES), default="params",
                    help="zero-cost score that ranks the candidates (default params; see `lwnas score`)")
     p.add_argument("--proxy-config", help="YAML file with a 'proxy:' section of training settings")
-    p.add_argument("--epochs", type=_positive_int, help="proxy epochs (default 3)")
+    p.add_argument("--epochs", type=_positive_int,
+                   help=f"epochs of the schedule every trial trains on, the one its network would finally be trained "
+                        f"with (default {SCHEDULE_EPOCHS}); the pruner stops the weaker trials early")
     p.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 64)")
     p.add_argument("--proxy-resolution", type=_positive_int, help="proxy training resolution (default 32)")
     p.add_argument("--train-subset", type=_positive_int, help="use at most this many training images")

@@ -141,6 +141,8 @@ def train_folder(output: Path, data: str, config: TrainConfig, *, identity: dict
     model = make_model(train_set.classes)
     extra = hooks(model) if hooks is not None else {}
     epoch_note = extra.pop("epoch_note", lambda: "")
+    from .splits import data_reference
+
     identity = {**identity, "data": data_reference(data), "classes": train_set.classes, "config": config.to_dict()}
     writer = _visualdl(output) if writer_process else None
     tty = stream.isatty()
@@ -210,12 +212,6 @@ def evaluate_run(path: Path, data: str | None, skip_bad: bool = False, split: st
     loss, top1, top5 = evaluate(model, loader)
     return {"arch_hash": spec.arch_hash, "data": data, "split": split, "images": len(images), "loss": loss,
             "top1": top1, "top5": top5}
-
-
-def data_reference(data: str) -> str:
-    """How a checkpoint or study records its data set: 'synthetic', or the absolute path (commands that continue
-    from it may run from another folder)."""
-    return data if data == "synthetic" else str(Path(data).resolve())
 
 
 def trained_on(state: dict, path: Path) -> str:

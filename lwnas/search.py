@@ -1,30 +1,36 @@
 """`lwnas search`: an Optuna study over a search space under a MAdds budget.
 
 Each trial samples a network (lwnas.space), rejects it analytically if it is over budget, skips an
-architecture the study already holds, and otherwise proxy-trains it (lwnas.train) and measures its latency
-(lwnas.latency). Everything a trial produced is stored in the
-study (Optuna RDB storage: SQLite under runs/ by default) and under runs/<study>/, so a killed search
-resumes where it stopped.
+architecture the study already holds, and otherwise trains it on the study's schedule (lwnas.train) with a
+checkpoint per epoch under runs/<study>/arch_<hash>/, scored on the validation split. The pruner
+(lwnas.pruning; successive halving by default) stops it at a rung or lets it finish: a finished trial is a trained
+network, ready to evaluate or export. Its latency is measured (lwnas.latency). Everything is stored in the study
+(Optuna RDB storage: SQLite under runs/ by default), so a killed search resumes where it stopped, a trial
+interrupted mid-training from its last epoch. The study ends after --trials trainings, or when its compute budget
+(--max-epochs, total over the study) or this run's --time-limit is spent.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import checkpoint
 from .budget import human
 from .errors import LwnasError
 from .progress import Progress
 from .predictor import LatencyTable
-from .pruning import make_pruner, prune_now
+from .pruning import epochs_spent, make_pruner, prune_now
 from .samplers import make_sampler
 from .slots import TrainingSlots, claim_architecture
-from .storage import check_study_name, fail_stale, is_trained, open_storage, redact, storage_url, trained_trials
-from .splits import load_data
+from .storage import (check_study_name, fail_stale, is_trained, open_storage, ran_training, redact, storage_url,
+                      trained_trials)
+from .splits import data_reference, load_data
 from .train import TrainConfig, TrainingDiverged, seed_everything
 
 # 3: a trial's params name its network, channel repairs included (2 queued repaired drafts as trials of their
@@ -32,13 +38,18 @@ from .train import TrainConfig, TrainingDiverged, seed_everything
 # 4: trials are scored on a validation split held out from the training images (3 and before: on the test split)
 ENCODING = 4
 PRESCREEN_BATCH = 64  # training images a zero-cost score sees
+DEFAULT_TRIALS = 6  # when no compute budget is given
+SCHEDULE_EPOCHS = 15  # the training schedule of a trial, unless --epochs says otherwise
+PRUNE_REASONS = {"sha": "is not among the best at this rung of successive halving",
+                 "hyperband": "is not among the best at this rung of its Hyperband bracket",
+                 "median": "is below the median of earlier trials", "none": ""}
 
 
 @dataclass
 class SearchSettings:
     space: str = "micro"
     budget: int = 12_000_000
-    trials: int = 6
+    trials: int | None = 6  # trainings (finished or stopped at a rung); None: until a compute budget is spent
     data: str = "synthetic"
     objective: str = "accuracy"  # accuracy | accuracy-latency
     sampler: str = "tpe"  # for both objectives: it learns from rejected drafts, NSGA-II does not (README)
@@ -60,7 +71,12 @@ class SearchSettings:
     prescreen: int = 1  # train only the best of every N feasible candidates by a zero-cost score (1: off)
     prescreen_score: str = "params"
     supernet: str | None = None  # a supernet run folder or checkpoint: score by inherited weights, not training
-    proxy: TrainConfig = field(default_factory=TrainConfig)
+    pruner: str = "sha"  # sha | hyperband | median | none (lwnas.pruning)
+    min_epochs: int = 2  # successive halving's first rung
+    reduction_factor: int = 3  # successive halving keeps the best 1/reduction_factor at each rung
+    max_epochs: int | None = None  # compute budget: training epochs of all trials together, over the whole study
+    time_limit: float | None = None  # seconds this run may take; a trial it stops continues when the study resumes
+    proxy: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=SCHEDULE_EPOCHS))  # every trial's schedule
 
     @property
     def multi(self) -> bool:
@@ -110,7 +126,12 @@ class Duplicate(LwnasError):
 
 
 class Interrupted(LwnasError):
-    """Ctrl-C during a trial: the trial is failed, its parameters queued to be tried first on resume."""
+    """Ctrl-C during a trial, or the time limit: the trial is failed, its parameters queued to be tried first on
+    resume, and the retry continues from the trial's last checkpoint."""
+
+
+class TimeLimitReached(Exception):
+    """--time-limit passed at the end of an epoch."""
 
 
 class Search:
@@ -187,7 +208,7 @@ class Search:
         try:
             study = optuna.create_study(study_name=self.name, storage=storage, directions=directions,
                                         sampler=make_sampler(settings, self.space, self._classes()),
-                                        pruner=make_pruner(settings.multi),
+                                        pruner=make_pruner(settings),
                                         load_if_exists=True)
         except ValueError as err:  # e.g. an existing study with other directions
             raise LwnasError(f"study {self.name!r}: {err}") from None
@@ -221,7 +242,9 @@ class Search:
                 "budget": s.budget, "data": s.data, "objective": s.objective, "proxy": s.proxy.to_dict(),
                 "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": s.sampler,
                 "latency_engine": s.latency_engine, "latency_threads": s.latency_threads,
-                "latency_batch": s.latency_batch, "encoding": ENCODING}
+                "latency_batch": s.latency_batch, "encoding": ENCODING, "pruner": s.pruner}
+        if s.pruner in ("sha", "hyperband"):
+            identity.update(min_epochs=s.min_epochs, reduction_factor=s.reduction_factor)
         if self.supernet is not None:  # scores are inherited-weight accuracies of this supernet at this epoch
             identity.update(supernet=self.supernet_state["supernet"], supernet_epoch=self.supernet_state["epoch"])
         if self.table is not None:  # the table's content, not its path (workers on other machines copy it)
@@ -253,32 +276,41 @@ class Search:
         self.progress.trial_times = [t.user_attrs["train_seconds"] for t in trained_trials(study)
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)
-        attempts = max(1000, 300 * settings.trials)  # a rejected draft costs milliseconds
-        self.target = settings.until_total or self.trained(study) + settings.trials
+        attempts = max(1000, 300 * (settings.trials or 10))  # a rejected draft costs milliseconds
+        self.target = settings.until_total or (self.trained(study) + settings.trials if settings.trials else 10 ** 9)
+        self.deadline = time.time() + settings.time_limit if settings.time_limit else None
 
         def stop_when_done(study, trial):
-            if self.interrupted or self.trained(study) >= self.target or self._attempts >= attempts:
+            if self.interrupted or self.timed_out or self.trained(study) >= self.target or \
+                    self._attempts >= attempts or self.budget_spent(study) or self.past_deadline():
                 study.stop()
-            elif self.stats["failed"] >= max(3, settings.trials):
+            elif self.stats["failed"] >= max(3, settings.trials or 3):
                 self.progress.note(f"stopping: {self.stats['failed']} trials failed (see their 'error' attribute "
                                    f"in `lwnas runs show`); check the proxy settings, e.g. --lr")
                 study.stop()
 
-        self._attempts, self.interrupted = 0, False
-        study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged, Interrupted, Duplicate),
-                       gc_after_trial=True)
+        self._attempts, self.interrupted, self.timed_out = 0, False, False
+        if self.budget_spent(study):
+            self.progress.note(f"the compute budget is spent: {epochs_spent(study)} of {settings.max_epochs} epochs")
+        else:
+            study.optimize(self.objective, callbacks=[stop_when_done], catch=(TrainingDiverged, Interrupted, Duplicate),
+                           gc_after_trial=True)
         if self.interrupted:
             raise KeyboardInterrupt
+        if self.timed_out or self.past_deadline():
+            self.progress.note("stopped at the time limit; run the same command again to continue (a trial cut "
+                               "short continues from its last epoch)")
         if self.trained(study) < self.target and self._attempts >= attempts:
             self.progress.note(f"stopped after {self._attempts} samples: only {self.stats['trained']} new "
                                f"architectures found (the others were duplicates or over budget)")
         self._settle(study)
         s = self.stats
         s["rejected"] += getattr(study.sampler, "rejected", 0)  # random search rejects in memory
-        self.progress.note(f"done: {s['trained']} trained, {s['shrunk']} over-budget drafts shrunk and queued, "
-                           f"{s['duplicates']} repeated architectures skipped, {s['rejected']} samples rejected "
-                           f"over budget, {s['prescreened']} candidates prescreened, {s['pruned']} pruned, "
-                           f"{s['failed']} failed")
+        self.progress.note(f"done: {s['trained']} trained to the end, {s['pruned']} stopped early (pruner or "
+                           f"budget), {s['shrunk']} over-budget drafts shrunk and queued, {s['duplicates']} repeated "
+                           f"architectures skipped, {s['rejected']} samples rejected over budget, "
+                           f"{s['prescreened']} candidates prescreened, {s['failed']} failed; "
+                           f"{epochs_spent(study)} training epochs in the study")
         self.compare_with_baselines(study)
         if self.table is not None:
             self.measure_front(study)
@@ -325,6 +357,12 @@ class Search:
         progress.finish(f"top-1 {result['top1']:.1f}%, latency {latency.median_ms:.2f} ms", trained=False)
         return result
 
+    def budget_spent(self, study) -> bool:
+        return self.settings.max_epochs is not None and epochs_spent(study) >= self.settings.max_epochs
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
     def compare_with_baselines(self, study):
         """One line per baseline: which trained trial beats it (higher top-1; with two objectives, a trial that
         dominates it on top-1 and latency), or that none does."""
@@ -342,7 +380,11 @@ class Search:
 
     # ---- one trial ------------------------------------------------------------------------
     def objective(self, trial):
-        """One trial (see _trial); Ctrl-C fails it cleanly and queues its parameters for the resumed search."""
+        """One trial (see _trial). Ctrl-C or the time limit fails it cleanly and queues its parameters: the resumed
+        search runs it first, from its last checkpoint. A trial stopped by the pruner keeps its training slot (its
+        training counts); one stopped before training gives it back."""
+        import optuna
+
         if trial.user_attrs.get("training"):  # a retry, with its dead original's attributes: they are not ours
             trial.set_user_attr("training", False)
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -350,13 +392,20 @@ class Search:
             value = self._trial(trial)
             self.slots.keep()
             return value
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TimeLimitReached) as stop:
             self.slots.give_back(trial)
-            trial.set_user_attr("error", "interrupted (Ctrl-C); retried first when the search resumes")
+            what = "interrupted (Ctrl-C)" if isinstance(stop, KeyboardInterrupt) else "stopped at the time limit"
+            trial.set_user_attr("error", f"{what}; continued from its last checkpoint when the search resumes")
             if trial.params:
                 trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            self.interrupted = True
-            raise Interrupted(f"trial {trial.number} interrupted") from None
+            self.interrupted, self.timed_out = isinstance(stop, KeyboardInterrupt), isinstance(stop, TimeLimitReached)
+            raise Interrupted(f"trial {trial.number} {what}") from None
+        except optuna.TrialPruned:
+            if "pruned" in trial.user_attrs:
+                self.slots.keep()
+            else:
+                self.slots.give_back(trial)
+            raise
         except BaseException:
             self.slots.give_back(trial)
             raise
@@ -384,11 +433,18 @@ class Search:
         trial.set_user_attr("spec", spec.to_yaml())
         progress = self.progress
         progress.begin(trial.number, spec.arch_hash, cost.macs)
+        folder = self.run_dir / f"arch_{spec.arch_hash}"  # by architecture: a retried trial finds its checkpoint
+        resume = self._checkpoint(folder, spec)
         seed_everything(settings.proxy.seed)  # every candidate starts from the same seeded state
         model = build(spec, len(self.train_set.classes))
         epochs = self.epochs
-        current = {"epoch": 1}
-        epochs_seen = []
+        epochs_seen = list(resume["history"]) if resume else []  # fresh per attempt, not the dead original's attrs
+        current = {"epoch": len(epochs_seen) + 1}
+        if resume:
+            progress.note(f"trial {trial.number}: continuing {spec.arch_hash} after epoch {resume['epoch']}")
+            trial.set_user_attr("history", epochs_seen)
+            for past in epochs_seen if not settings.multi else []:
+                trial.report(past["top1"], past["epoch"])
 
         def on_step(step, steps, loss):
             progress.step(current["epoch"], epochs, step, steps, loss)
@@ -396,20 +452,26 @@ class Search:
         def on_epoch(result):
             current["epoch"] = result.epoch + 1
             progress.epoch(result.epoch, epochs, result.top1, result.loss)
-            epochs_seen.append(result.__dict__)  # fresh per attempt: a retried trial inherits the dead one's attrs
+            epochs_seen.append(result.__dict__)
             trial.set_user_attr("history", epochs_seen)
             if not settings.multi:
                 trial.report(result.top1, result.epoch)
-            if prune_now(trial, result.epoch, epochs, result.top1, settings.multi):
-                self.stats["pruned"] += 1
-                reason = f"top-1 {result.top1:.1f}% at epoch {result.epoch} is below the median of earlier trials"
-                trial.set_user_attr("pruned", reason)
-                progress.finish(f"pruned: {reason}", trained=False)
-                raise optuna.TrialPruned()
+            if result.epoch < epochs and self.budget_spent(trial.study):
+                self._stop_early(trial, folder, f"the compute budget of {settings.max_epochs} epochs is spent")
+            if prune_now(trial, result.epoch, result.top1, settings):
+                self._stop_early(trial, folder, f"top-1 {result.top1:.1f}% at epoch {result.epoch} "
+                                                f"{PRUNE_REASONS[settings.pruner]}")
+            if result.epoch < epochs and self.past_deadline():
+                raise TimeLimitReached()
+
+        def save(state, best):
+            checkpoint.save(folder, {**state, "spec": spec.to_yaml(), "arch_hash": spec.arch_hash,
+                                     "classes": self.train_set.classes, "config": settings.proxy.to_dict(),
+                                     "data": data_reference(settings.data)}, best)
 
         start = time.time()
         try:
-            history = self._score(spec, model, on_epoch, on_step)
+            history = self._score(spec, model, on_epoch, on_step, resume, save)
         except TrainingDiverged as err:
             self.stats["failed"] += 1
             trial.set_user_attr("error", str(err))
@@ -419,6 +481,9 @@ class Search:
         latency = self.latency(model, spec, spec.resolution)
         top1 = history[-1].top1
         trial.set_user_attr("top1", top1)
+        if self.supernet is None:
+            (folder / checkpoint.PREVIOUS).unlink(missing_ok=True)  # finished: only last and best are of use
+            trial.set_user_attr("checkpoint", str(folder))
         trial.set_user_attr("latency_ms", latency.median_ms)
         trial.set_user_attr("latency_iqr_ms", latency.iqr_ms)
         self._write_artifacts(f"trial_{trial.number:04d}", spec,
@@ -428,6 +493,28 @@ class Search:
         progress.finish(f"top-1 {top1:.1f}%, latency {latency.median_ms:.2f} ms "
                         f"(IQR {latency.iqr_ms:.2f})", trained=True)
         return (top1, latency.median_ms) if settings.multi else top1
+
+    def _checkpoint(self, folder: Path, spec) -> dict | None:
+        """The last checkpoint of this architecture under this study's schedule, to continue from; one written
+        under other settings (a deleted study of the same name) is discarded."""
+        if self.supernet is not None or not folder.exists():
+            return None
+        state = checkpoint.load_latest(folder, warn=self.progress.note)
+        if state is not None and state["arch_hash"] == spec.arch_hash and \
+                state["config"] == self.settings.proxy.to_dict() and state["classes"] == self.train_set.classes:
+            return state
+        shutil.rmtree(folder)
+        return None
+
+    def _stop_early(self, trial, folder: Path, reason: str):
+        """The pruner (or the spent budget) stops the trial: its history stays in the study, its checkpoints go."""
+        import optuna
+
+        self.stats["pruned"] += 1
+        trial.set_user_attr("pruned", reason)
+        self.progress.finish(f"stopped: {reason}", trained=True)  # its training counts towards --trials
+        shutil.rmtree(folder, ignore_errors=True)
+        raise optuna.TrialPruned()
 
     def latency(self, model, spec, resolution: int):
         """The network's latency as this study measures it: timed here, or predicted by a latency table."""
@@ -547,13 +634,15 @@ class Search:
         """Epochs a trial reports: the proxy's, or one evaluation with --supernet."""
         return 1 if self.supernet is not None else self.settings.proxy.epochs
 
-    def _score(self, spec, model, on_epoch, on_step):
-        """The network's epoch results: proxy training of `model`, or with --supernet one evaluation of `spec`
-        with inherited weights after batch-norm recalibration (a single, last, epoch: never pruned)."""
+    def _score(self, spec, model, on_epoch, on_step, resume=None, save=None):
+        """The network's epoch results: training of `model` (from `resume`, a checkpoint, `save` called each epoch),
+        or with --supernet one evaluation of `spec` with inherited weights after batch-norm recalibration (a single,
+        last, epoch: never pruned)."""
         from .train import EpochResult, train
 
         if self.supernet is None:
-            return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step)
+            return train(model, self.train_set, self.val_set, self.settings.proxy, on_epoch=on_epoch, on_step=on_step,
+                         resume=resume, save=save)
         from .supernet import SupernetError
         from .supernet.train import evaluate_subnet
         from .train import loaders
@@ -585,7 +674,8 @@ class Search:
 
     @staticmethod
     def trained(study) -> int:
-        return len(trained_trials(study))
+        """Trainings the study holds: finished, or stopped by the pruner (they spent their compute)."""
+        return sum(1 for t in study.get_trials(deepcopy=False) if ran_training(t))
 
     def _write_artifacts(self, folder_name: str, spec, metrics: dict):
         folder = self.run_dir / folder_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .storage import fail_stale, is_trained
+from .storage import fail_stale, ran_training
 
 SLOT_PREFIX = "#slot"  # claims-table rows that are training slots (arch hashes are hex)
 
@@ -17,8 +17,8 @@ class TrainingSlots:
     def reserve(self, trial, arch_hash: str, target: int):
         """Train only while holding one of the study's `target` training slots: rows of the claims table,
         claimed atomically, so that concurrent workers never train more than the target however their requests
-        interleave. Completed trials keep their slot; pruned, failed and interrupted ones give it back (see
-        `objective`). A dead worker's slot is kept for the retry Optuna queues for its trial, so the retry is not
+        interleave. Trials that trained (to the end or until the pruner stopped them) keep their slot; failed and
+        interrupted ones give it back (see `objective`). A dead worker's slot is kept for the retry Optuna queues for its trial, so the retry is not
         crowded out by later trials; a trial that finds no free slot while such a retry waits in the queue steps
         aside, so that its worker runs the retry next. Otherwise it waits for a slot to come free."""
         import optuna
@@ -28,7 +28,7 @@ class TrainingSlots:
         waited = False
         while True:
             trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-            done = sum(1 for t in trials.values() if is_trained(t))
+            done = sum(1 for t in trials.values() if ran_training(t))
             me = trials.get(trial.number)
             retry_of = me.system_attrs.get("failed_trial") if me else None
             retried = {t.system_attrs["failed_trial"] for t in trials.values() if "failed_trial" in t.system_attrs}
@@ -39,7 +39,8 @@ class TrainingSlots:
                     if owner is None and self.claims.claim(f"{SLOT_PREFIX}{k}", trial.number) is None:
                         return self._hold(trial, k)
                     holder = trials.get(owner)
-                    free = owner is not None and (holder is None or holder.state == states.PRUNED or (
+                    free = owner is not None and (holder is None or (
+                        holder.state == states.PRUNED and not ran_training(holder)) or (
                         holder.state == states.FAIL and (owner == retry_of or owner not in retried)))
                     if free and self.claims.take_over(f"{SLOT_PREFIX}{k}", owner, trial.number):
                         return self._hold(trial, k)

@@ -9,6 +9,7 @@ out per class with `split_seed`. The test split (CIFAR's test batch, `test/`, `t
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -16,9 +17,16 @@ from . import data
 from .errors import LwnasError
 
 
+def data_reference(data: str) -> str:
+    """How a checkpoint records its data set: 'synthetic', or the absolute path (commands that continue from it may
+    run from another folder)."""
+    return data if data == "synthetic" else str(Path(data).resolve())
+
+
 def load_data(source: str, config, skip_bad: bool = False, from_disk: bool | None = None):
-    """(train, val) ImageSets of `source` at the config's resolution, cut to its subset sizes; folder and list
-    sets streamed from disk when `from_disk`, or when None and too large to decode into memory."""
+    """(train, val) ImageSets of `source` at the config's resolution, cut to its subset sizes (drawn by
+    `split_seed`, like the held-out share: every training seed sees the same images); folder and list sets
+    streamed from disk when `from_disk`, or when None and too large to decode into memory."""
     def load(split):
         return data.load(source, split, config.resolution, skip_bad=skip_bad, seed=config.seed, stream=from_disk)
 
@@ -30,7 +38,7 @@ def load_data(source: str, config, skip_bad: bool = False, from_disk: bool | Non
         val = on_classes(load("val"), train.classes, source, "val")
     except data.MissingSplit:
         train, val = train.split(config.val_split, config.split_seed)
-    return train.subset(config.train_subset, config.seed), val.subset(config.val_subset, config.seed)
+    return train.subset(config.train_subset, config.split_seed), val.subset(config.val_subset, config.split_seed)
 
 
 def test_set(source: str, config, skip_bad: bool = False, from_disk: bool | None = None, classes=None):

@@ -110,6 +110,14 @@ def is_trained(trial) -> bool:
     return trial.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in trial.user_attrs
 
 
+def ran_training(trial) -> bool:
+    """The trial trained its network: to the end (is_trained), or until the pruner or the compute budget stopped
+    it (PRUNED with a `pruned` reason; drafts rejected before training are PRUNED without one)."""
+    import optuna
+
+    return is_trained(trial) or (trial.state == optuna.trial.TrialState.PRUNED and "pruned" in trial.user_attrs)
+
+
 def trained_trials(study) -> list:
     """Completed trials that trained their architecture, from every worker."""
     import optuna

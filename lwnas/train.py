@@ -47,7 +47,7 @@ class TrainConfig:
     train_subset: int | None = None  # images of the training split used (None: all)
     val_subset: int | None = None
     val_split: float = 0.1  # share of each class held out for validation where the data set has no val split
-    split_seed: int = 0  # draws that held-out share: fixed apart from `seed`, so every seed selects on the same images
+    split_seed: int = 0  # draws the held-out share and the subsets, apart from `seed`: every seed sees the same images
     workers: int = 0
     seed: int = 0
     ema_decay: float = 0.0  # 0: no EMA; else evaluate (and export) an exponential moving average of the weights

@@ -52,6 +52,9 @@ def test_validation_is_held_out_of_the_training_images_never_the_test_split(tmp_
     assert len(held) == 8 and not held & kept  # disjoint, and all from the training batches
     again = load_data(str(path), TrainConfig(val_split=0.4, seed=7))[1]  # the training seed does not move it
     assert np.array_equal(again.images, val.images)
+    subsets = [load_data(str(path), TrainConfig(val_split=0.4, seed=seed, train_subset=5, val_subset=3))
+               for seed in (0, 7)]  # nor the subsets
+    assert all(np.array_equal(a.images, b.images) for a, b in zip(*subsets)) and len(subsets[0][0]) == 5
     other = load_data(str(path), TrainConfig(val_split=0.4, split_seed=1))[1]
     assert not np.array_equal(other.images, val.images)
     assert np.array_equal(test_set(str(path), config).images, data.load(str(path), "test", 32).images)

@@ -183,29 +183,45 @@ def test_a_diverging_trial_fails_and_the_search_goes_on(tmp_path):
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
+    """The refusal names every differing setting with its stored and asked value."""
     space = tmp_path / "one.yaml"
     space.write_text(ONE_POINT)
     Search(_settings(tmp_path, space)).open_study()
     changed = _settings(tmp_path, space)
     changed.budget = 20_000_000
-    with pytest.raises(LwnasError, match=r"created with other settings \(budget differ\)"):
+    with pytest.raises(LwnasError, match=r"created with other settings \(budget: 50000000 -> 20000000\); resume"):
         Search(changed).open_study()
     study = Search(_settings(tmp_path, space)).open_study()  # a study made before a proxy setting existed
     older = study.user_attrs["settings"]
     study.set_user_attr("settings", {**older, "proxy": {k: v for k, v in older["proxy"].items() if k != "crop_scale"}})
     Search(_settings(tmp_path, space)).open_study()  # resumes: the new setting is at its default
-    with pytest.raises(LwnasError, match=r"\(proxy differ\)"):  # but not with another value of it
+    with pytest.raises(LwnasError, match=r"\(proxy.crop_scale: 0.25 -> 0.5\)"):  # but not with another value of it
         Search(_settings(tmp_path, space, crop_scale=0.5)).open_study()
     for field, value in (("device", "gpu"), ("shrink", True), ("sampler", "random"),
-                         ("latency_engine", "inference"), ("latency_threads", 2)):
+                         ("latency_engine", "inference"), ("latency_threads", 2), ("pruner", "median")):
         other = _settings(tmp_path, space)
         setattr(other, field, value)
-        with pytest.raises(LwnasError, match=rf"created with other settings \({field} differ\)"):
+        with pytest.raises(LwnasError, match=rf"created with other settings \((.*; )?{field}: \S+ -> {value}(;|\))"):
             Search(other).open_study()
-    with pytest.raises(LwnasError, match=r"\(proxy differ\)"):  # fp16 and fp32 accuracies never mix
+    with pytest.raises(LwnasError, match=r"\(proxy.amp: False -> True\)"):  # fp16 and fp32 accuracies never mix
         Search(_settings(tmp_path, space, amp=True)).open_study()
+    with pytest.raises(LwnasError, match=r"\(proxy.val_split: 0.1 -> 0.2\)"):  # nor validation splits
+        Search(_settings(tmp_path, space, val_split=0.2)).open_study()
     space.write_text(ONE_POINT.replace("out: 16", "out: 24"))  # the same file name, another space
-    with pytest.raises(LwnasError, match=r"\(space_file_sha256 differ\)"):
+    with pytest.raises(LwnasError, match=r"\(space_file_sha256: changed\)"):
+        Search(_settings(tmp_path, space)).open_study()
+
+
+def test_a_study_scored_on_the_test_split_by_an_older_lwnas_is_refused_not_misread(tmp_path):
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT)
+    study = Search(_settings(tmp_path, space)).open_study()
+    stored = study.user_attrs["settings"]
+    old_proxy = {k: v for k, v in stored["proxy"].items() if k not in ("val_split", "split_seed")}
+    study.set_user_attr("settings", {**{k: v for k, v in stored.items() if k != "pruner"}, "encoding": 3,
+                                     "proxy": old_proxy})
+    with pytest.raises(LwnasError, match=r"encoding: 3 -> 4; .*pruner: unset -> sha; .*its trials were scored on "
+                                         r"the test split, which lwnas no longer selects on\); resume it with the"):
         Search(_settings(tmp_path, space)).open_study()
 
 
@@ -352,21 +368,65 @@ def test_random_search_draws_feasible_networks_in_memory_from_the_same_distribut
     assert abs(np.mean(drawn) - np.mean(kept)) < 3 * standard_error
 
 
+def _pruned_study(settings, histories, directions=("maximize",)):
+    """A study with the search's own pruner and finished trials of the given top-1 histories ({epoch: top1})."""
+    from lwnas.pruning import make_pruner
+
+    study = optuna.create_study(directions=list(directions), pruner=make_pruner(settings))
+    for history in histories:
+        trial = study.ask()
+        for epoch, top1 in history.items():
+            if len(directions) == 1:
+                trial.report(top1, epoch)
+                trial.should_prune()  # successive halving records the rung values as it decides
+            trial.set_user_attr("history", [{"epoch": e, "top1": v} for e, v in history.items() if e <= epoch])
+        last = history[max(history)]
+        study.tell(trial, last if len(directions) == 1 else [last, 5.0])
+    return study
+
+
 def test_the_last_epoch_is_never_pruned():
-    """A trial far below the median is pruned after epoch 1 of 2, but not after epoch 2: it is trained by then."""
+    """Successive halving (the default pruner) stops a weak trial at its first rung, but never after the last
+    epoch: the network is trained by then."""
     from lwnas.pruning import prune_now
 
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(0, 0))
-    for _ in range(3):
-        good = study.ask()
-        good.report(90.0, 1)
-        good.report(95.0, 2)
-        study.tell(good, 95.0)
+    settings = SearchSettings(min_epochs=1, proxy=TrainConfig(epochs=2))
+    study = _pruned_study(settings, [{1: 90.0, 2: 95.0}] * 3)
     weak = study.ask()
     weak.report(10.0, 1)
-    assert prune_now(weak, epoch=1, epochs=2)
+    assert prune_now(weak, 1, 10.0, settings)
     weak.report(12.0, 2)
-    assert weak.should_prune() and not prune_now(weak, epoch=2, epochs=2)
+    assert not prune_now(weak, 2, 12.0, settings)
+
+
+@pytest.mark.parametrize("objectives", [1, 2])
+def test_successive_halving_keeps_the_best_third_at_each_rung(objectives):
+    """Rungs at 2 and 6 of 15 epochs (min 2, factor 3): at a rung a trial goes on only if its top-1 is within the
+    best third of all trials at that rung, itself included; between rungs it is never stopped. With two objectives
+    the same rule applies to top-1."""
+    from lwnas.pruning import prune_now, rungs
+
+    settings = SearchSettings(objective="accuracy" if objectives == 1 else "accuracy-latency",
+                              proxy=TrainConfig(epochs=15))
+    assert rungs(settings) == [2, 6]
+    earlier = [{2: 50.0 + i, 6: 70.0 + i} for i in range(5)]  # top-1 at epoch 2: 50..54, at 6: 70..74
+    study = _pruned_study(settings, earlier, ("maximize",) if objectives == 1 else ("maximize", "minimize"))
+
+    def verdict(history):
+        trial = study.ask()
+        decisions = []
+        for epoch, top1 in history.items():
+            if objectives == 1:
+                trial.report(top1, epoch)
+            trial.set_user_attr("history", [{"epoch": e, "top1": v} for e, v in history.items() if e <= epoch])
+            decisions.append(prune_now(trial, epoch, top1, settings))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return decisions
+
+    # 6 trials at rung 2 (five earlier, this one): the best 6 // 3 = 2 go on, i.e. top-1 >= 53
+    assert verdict({1: 10.0, 2: 52.5}) == [False, True]
+    assert verdict({1: 10.0, 2: 60.0, 3: 1.0, 6: 80.0, 7: 1.0}) == [False, False, False, False, False]
+    assert verdict({2: 59.0, 6: 71.0}) == [False, True]  # passed rung 2, not rung 6 (best 2 of 7: >= 74)
 
 
 def test_a_study_created_again_under_the_same_name_does_not_trip_over_old_claims(tmp_path):
@@ -457,15 +517,13 @@ def test_a_dead_workers_training_slot_waits_for_its_retry(tmp_path):
 def test_two_objective_studies_prune_on_top1_by_the_median_rule():
     from lwnas.pruning import prune_now
 
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for _ in range(3):
-        history = [{"epoch": e, "top1": 80.0 + e} for e in (1, 2, 3)]
-        study.add_trial(optuna.create_trial(values=[83.0, 5.0], user_attrs={"history": history}))
+    settings = SearchSettings(objective="accuracy-latency", pruner="median", proxy=TrainConfig(epochs=3))
+    study = _pruned_study(settings, [{e: 80.0 + e for e in (1, 2, 3)}] * 3, ("maximize", "minimize"))
     weak = study.ask()
-    assert not prune_now(weak, epoch=1, epochs=3, top1=10.0, multi=True)  # epoch 1: too noisy to judge
-    assert prune_now(weak, epoch=2, epochs=3, top1=10.0, multi=True)
-    assert not prune_now(weak, epoch=2, epochs=3, top1=82.5, multi=True)  # above the median (82)
-    assert not prune_now(weak, epoch=3, epochs=3, top1=10.0, multi=True)  # the last epoch: trained by then
+    assert not prune_now(weak, 1, 10.0, settings)  # epoch 1: too noisy to judge
+    assert prune_now(weak, 2, 10.0, settings)
+    assert not prune_now(weak, 2, 82.5, settings)  # above the median (82)
+    assert not prune_now(weak, 3, 10.0, settings)  # the last epoch: trained by then
 
 
 def test_prescreening_trains_the_best_scored_of_every_n_candidates(tmp_path):

@@ -1,0 +1,218 @@
+"""The search's answer against MicroNet-M2, end to end, on images it never selected on (Fashion-MNIST, `micro`,
+12M MAdds).
+
+Final schedule: 15 epochs at 32 px (the reference ranking's), on 10,000 training images; 2,000 validation images
+held out of the other training images select everything; the official 10,000 test images are read once per
+finished network, for the report. Every method gets the same compute budget, BUDGET_EPOCHS training epochs (three
+final-schedule trainings), and runs with three seeds:
+- tpe-sha: TPE + successive halving on the final schedule (the candidate default); its pick is a finished trial.
+- random-sha: random search with the same pruner and budget.
+- proxy3-median: the former default, a 3-epoch proxy with the median pruner; its best trial is then trained on the
+  final schedule, which the budget includes (its search gets BUDGET_EPOCHS - 15).
+- micronet_m2: MicroNet-M2 trained on the final schedule, per seed.
+Per pick: MAdds, validation and test top-1, eager and Paddle Inference latency (224 px, batch 1, one thread),
+and the wall seconds of its search and training.
+
+    python benchmarks/end_to_end.py [--job JOB] [--report]
+
+Start it once per core: each process claims the next job (m2:SEED, METHOD:SEED) that is neither in the results
+file nor running elsewhere. Everything resumes: searches from their SQLite studies (a trial cut short from its
+last epoch), trainings from their checkpoints.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+
+from common import FASHION, RESULTS, RUNS, claim, locked, write  # noqa: E402
+
+import lwnas  # noqa: E402
+from lwnas import checkpoint  # noqa: E402
+from lwnas.search import Search, SearchSettings  # noqa: E402
+from lwnas.splits import load_data, test_set  # noqa: E402
+from lwnas.train import TrainConfig, evaluate, loaders, seed_everything, train  # noqa: E402
+
+OUTPUT = RESULTS / "end_to_end_fashion.json"
+FOLDER = RUNS / "end_to_end"
+BUDGET = 12_000_000
+FINAL = TrainConfig(epochs=15, batch_size=64, lr=0.1, warmup_epochs=0.5, resolution=32, train_subset=10_000,
+                    val_subset=2_000, bn_recalibration=16)
+BUDGET_EPOCHS = 3 * FINAL.epochs
+METHODS = {
+    "tpe-sha": {"sampler": "tpe", "pruner": "sha", "proxy_epochs": FINAL.epochs},
+    "random-sha": {"sampler": "random", "pruner": "sha", "proxy_epochs": FINAL.epochs},
+    "proxy3-median": {"sampler": "tpe", "pruner": "median", "proxy_epochs": 3},
+}
+DEFAULT = "tpe-sha"
+SEEDS = (0, 1, 2)
+LATENCY_RESOLUTION = 224  # the space's, at which MAdds are counted
+
+
+def jobs() -> list[str]:
+    return [job for seed in SEEDS for job in (f"m2:{seed}", *(f"{m}:{seed}" for m in METHODS))]
+
+
+def settings() -> dict:
+    return {"data": FASHION.name, "budget": BUDGET, "space": "micro", "final": FINAL.to_dict(),
+            "budget_epochs": BUDGET_EPOCHS, "methods": METHODS, "test": "official test split (10,000), reported only"}
+
+
+def train_final(spec, name: str, seed: int, data) -> tuple:
+    """`spec` trained on the final schedule with `seed` (resuming from runs/end_to_end/NAME), then scored: (last
+    epoch's validation top-1, test top-1, wall seconds, folder)."""
+    config = replace(FINAL, seed=seed)
+    folder = FOLDER / name
+    state = checkpoint.load_latest(folder) if folder.exists() else None
+    earlier = state["wall_seconds"] if state else 0.0
+    start = time.perf_counter()
+    seed_everything(seed)
+    model = lwnas.build(spec)
+
+    def keep(epoch_state, best):
+        checkpoint.save(folder, {**epoch_state, "spec": spec.to_yaml(), "arch_hash": spec.arch_hash,
+                                 "classes": data[0].classes, "config": config.to_dict(),
+                                 "wall_seconds": earlier + time.perf_counter() - start}, best)
+
+    history = state["history"] if state and state["epoch"] == config.epochs else None
+    if history is None:
+        history = [h.__dict__ for h in train(
+            model, *data, config, resume=state, save=keep,
+            on_epoch=lambda r: print(f"  {name} epoch {r.epoch}: top-1 {r.top1:.2f}%", flush=True))]
+    wall = earlier + time.perf_counter() - start
+    return history[-1]["top1"], test_top1(folder), round(wall, 1), folder
+
+
+def test_top1(folder: Path) -> float:
+    """Top-1 on the official test split of the network in folder/last.pdckpt (the last epoch: no selection)."""
+    from lwnas.retrain import load_trained
+
+    model, state, _ = load_trained(folder / checkpoint.LAST)
+    images = test_set(str(FASHION), FINAL, classes=state["classes"])
+    return round(evaluate(model, loaders(images, images, FINAL)[3])[1], 2)
+
+
+def latencies(folder: Path) -> dict:
+    from lwnas.latency import deployable, measure
+    from lwnas.retrain import load_trained
+
+    model, _, _ = load_trained(folder / checkpoint.LAST)
+    return {f"{engine}_ms": round(measure(deployable(model), LATENCY_RESOLUTION, 1, runs=30, engine=engine,
+                                          threads=1).median_ms, 3) for engine in ("eager", "inference")}
+
+
+def run_m2(seed: int, data) -> dict:
+    spec = lwnas.get_config("micronet_m2").replace(num_classes=len(data[0].classes))
+    val, test, wall, folder = train_final(spec, f"m2-s{seed}", seed, data)
+    return {"seed": seed, "arch_hash": spec.arch_hash, "madds": lwnas.count(spec).macs, "val_top1": val,
+            "test_top1": test, "compute_seconds": wall, **latencies(folder)}
+
+
+def run_search(method: str, seed: int, data) -> dict:
+    import optuna
+
+    from lwnas.spec import ArchSpec
+
+    options = METHODS[method]
+    retrain = options["proxy_epochs"] != FINAL.epochs
+    proxy = replace(FINAL, epochs=options["proxy_epochs"], seed=seed)
+    name = f"{method}-s{seed}"
+    search = Search(SearchSettings(
+        space="micro", budget=BUDGET, trials=None, data=str(FASHION), sampler=options["sampler"], seed=seed,
+        study=name, storage=f"sqlite:///{FOLDER}/{name}.db", runs_dir=str(FOLDER), pruner=options["pruner"],
+        max_epochs=BUDGET_EPOCHS - (FINAL.epochs if retrain else 0), latency_runs=10, proxy=proxy))
+    search.train_set, search.val_set = data  # the same images as every other job (load_data is deterministic)
+    study = search.run()
+    trials = study.get_trials(deepcopy=False)
+    trained = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and "top1" in t.user_attrs]
+    spent = [t for t in trials if "history" in t.user_attrs and t.datetime_complete and t.datetime_start]
+    search_seconds = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in spent)
+    best = max(trained, key=lambda t: t.user_attrs["top1"])
+    spec = ArchSpec.from_yaml(best.user_attrs["spec"])
+    entry = {"seed": seed, "arch_hash": spec.arch_hash, "madds": best.user_attrs["madds"], "trial": best.number,
+             "search_val_top1": best.user_attrs["top1"], "trials_trained": len(spent), "finished": len(trained),
+             "epochs": sum(t.user_attrs["history"][-1]["epoch"] for t in spent)}
+    if retrain:
+        val, test, wall, folder = train_final(spec, f"{name}-final", seed, data)
+        entry.update(val_top1=val, test_top1=test, compute_seconds=round(search_seconds + wall, 1))
+    else:
+        folder = Path(best.user_attrs["checkpoint"])
+        entry.update(val_top1=best.user_attrs["top1"], test_top1=test_top1(folder),
+                     compute_seconds=round(search_seconds, 1))
+    return {**entry, **latencies(folder)}
+
+
+def record(job: str, entry: dict):
+    key = "micronet_m2" if job.startswith("m2:") else job.split(":")[0]
+    with locked(OUTPUT) as document:
+        document = document or {"settings": settings(), "default": DEFAULT}
+        if document["settings"] != settings():
+            raise SystemExit(f"{OUTPUT} was made with other settings; move it away to start again")
+        document.setdefault(key, {"seeds": []})["seeds"].append(entry)
+        write(OUTPUT, document)
+
+
+def done_jobs() -> set[str]:
+    with locked(OUTPUT) as document:
+        document = document or {}
+    return {f"{'m2' if key == 'micronet_m2' else key}:{s['seed']}" for key, value in document.items()
+            if isinstance(value, dict) and "seeds" in value for s in value["seeds"]}
+
+
+def report():
+    with locked(OUTPUT) as document:
+        pass
+    if document is None:
+        raise SystemExit(f"no results yet in {OUTPUT}")
+
+    def mean_sd(values):
+        return (f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else
+                f"{values[0]:.2f}" if values else "-")
+
+    m2 = [s["test_top1"] for s in document.get("micronet_m2", {}).get("seeds", [])]
+    print(f"Fashion-MNIST, micro, {BUDGET / 1e6:.0f}M MAdds; budget {BUDGET_EPOCHS} training epochs per method; "
+          f"final schedule {FINAL.epochs} epochs on {FINAL.train_subset} images; mean ± sd over seeds")
+    print("| method | seeds | test top-1 | val top-1 | MAdds | inference ms | compute s | vs M2 (test) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key in (*METHODS, "micronet_m2"):
+        rows = document.get(key, {}).get("seeds", [])
+        if not rows:
+            continue
+        test = [r["test_top1"] for r in rows]
+        gap = f"{statistics.mean(test) - statistics.mean(m2):+.2f}" if m2 and key != "micronet_m2" else ""
+        print(f"| {key}{' (default)' if key == document['default'] else ''} | {len(rows)} | {mean_sd(test)} | "
+              f"{mean_sd([r['val_top1'] for r in rows])} | {statistics.mean(r['madds'] for r in rows) / 1e6:.2f}M | "
+              f"{statistics.mean(r['inference_ms'] for r in rows):.2f} | "
+              f"{statistics.mean(r['compute_seconds'] for r in rows):.0f} | {gap} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--job", help="run this job (m2:SEED or METHOD:SEED) instead of the next unclaimed one")
+    parser.add_argument("--report", action="store_true", help="print the README table and stop")
+    args = parser.parse_args()
+    if args.report:
+        return report()
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    data = load_data(str(FASHION), FINAL)
+    print(f"{len(data[0])} training / {len(data[1])} validation images", flush=True)
+    while True:
+        job = args.job or claim(OUTPUT, jobs(), done_jobs())
+        if job is None:
+            break
+        kind, seed = job.split(":")
+        print(f"== {job}", flush=True)
+        entry = run_m2(int(seed), data) if kind == "m2" else run_search(kind, int(seed), data)
+        record(job, entry)
+        print(f"== {job}: {entry}", flush=True)
+        if args.job:
+            break
+
+
+if __name__ == "__main__":
+    main()
