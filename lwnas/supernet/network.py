@@ -35,24 +35,37 @@ class SupernetError(LwnasError):
 class Bank(nn.Layer):
     """The shared weights of one position and bank key: one parameter per weight name of the block."""
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]], fans: dict[str, int]):
+    def __init__(self, shapes: dict[str, tuple[int, ...]], inits: dict[str, tuple[str, float]]):
         super().__init__()
         self.names = sorted(shapes)
         for i, name in enumerate(self.names):
-            shape = list(shapes[name])
             self.add_parameter(f"w{i}", self.create_parameter(
-                shape, default_initializer=_initializer(name, shape, fans[name])))
+                list(shapes[name]), default_initializer=_initializer(*inits[name])))
 
     def get(self, name: str):
         return getattr(self, f"w{self.names.index(name)}")
 
 
-def _initializer(name: str, shape: list[int], fan_in: int):
-    """Paddle's defaults: He-normal on the input fan of the largest block using the weight (not the bank's, whose
-    input axis spans every channel identity), ones for normalization scales, zeros for biases and shifts."""
-    if len(shape) >= 2:
-        return nn.initializer.Normal(0.0, math.sqrt(2.0 / fan_in))
-    return nn.initializer.Constant(1.0 if name.endswith("weight") else 0.0)
+def standalone_init(layer: nn.Layer, name: str) -> tuple[str, float]:
+    """How Paddle initialises weight `name` of `layer` built on its own: a convolution's kernel He-normal on
+    kernel size x all input channels (Paddle counts every input channel, not a group's), a linear layer's matrix
+    Xavier-uniform on its fan-in and fan-out, a normalization's scale ones, biases and shifts zeros. As
+    (kind, scale): ('normal', std), ('uniform', limit) or ('constant', value)."""
+    owner, attr = _owner(layer, name)
+    if attr == "weight" and isinstance(owner, nn.Conv2D):
+        return "normal", math.sqrt(2.0 / (int(np.prod(owner._kernel_size)) * owner._in_channels))
+    if attr == "weight" and isinstance(owner, nn.Linear):
+        fan_in, fan_out = owner.weight.shape
+        return "uniform", math.sqrt(6.0 / (fan_in + fan_out))
+    return "constant", 1.0 if attr == "weight" else 0.0
+
+
+def _initializer(kind: str, scale: float):
+    if kind == "normal":
+        return nn.initializer.Normal(0.0, scale)
+    if kind == "uniform":
+        return nn.initializer.Uniform(-scale, scale)
+    return nn.initializer.Constant(scale)
 
 
 class Subnet(nn.Layer):
@@ -91,10 +104,10 @@ class Supernet(nn.Layer):
         self.banks = nn.LayerList()
         self._bank_of: dict[tuple, int] = {}
         self._room: dict[str, tuple[int, int]] = {}  # per position: identities its input can carry, widest input
-        for position, n_in, widest, key, shapes, fans in _bank_shapes(space, num_classes):
+        for position, n_in, widest, key, shapes, inits in _bank_shapes(space, num_classes):
             self._room[position] = n_in, widest
             self._bank_of[(position, key)] = len(self.banks)
-            self.banks.append(Bank(shapes, fans))
+            self.banks.append(Bank(shapes, inits))
         self._subnets: OrderedDict[str, Subnet] = OrderedDict()  # not sublayers: checkpoints hold the banks only
         object.__setattr__(self, "_active", None)
 
@@ -175,8 +188,9 @@ def _owner(layer: nn.Layer, dotted: str):
 
 
 def _bank_shapes(space: SearchSpace, num_classes: int):
-    """(position, n_in, widest input, bank key, {weight name: shape}, {weight name: input fan}) for every bank of
-    the space, in a fixed order. n_in bounds the channel identities a position's input can carry: the image's
+    """(position, n_in, widest input, bank key, {weight name: shape}, {weight name: initialisation}) for every bank
+    of the space, in a fixed order. A weight is initialised as in the largest standalone layer it stands in for (the
+    smallest scale among the maximal candidates: the largest fans). n_in bounds the channel identities a position's input can carry: the image's
     channels, then the most any block that can precede it gives."""
     depths = {slot.name: slot.depths for slot in list(space.stem) + list(space.stages)}
     n_after = n_out = space.in_channels  # at the previous slot's end (over its allowed depths); at the last position
@@ -193,15 +207,15 @@ def _bank_shapes(space: SearchSpace, num_classes: int):
                 groups = candidates(choice, stride, widths, num_classes if head else None)
                 for key in sorted(groups, key=repr):
                     shapes: dict[str, list[int]] = {}
-                    fans: dict[str, int] = {}
+                    inits: dict[str, tuple[str, float]] = {}
                     for candidate in maximal(groups[key]):
-                        needs, made, fan = _routed_shapes(candidate, n_in, widest, num_classes if head else None)
+                        needs, made, init = _routed_shapes(candidate, n_in, widest, num_classes if head else None)
                         n_out = max(n_out, made)
                         for name, shape in needs.items():
                             old = shapes.setdefault(name, list(shape))
                             shapes[name] = [max(a, b) for a, b in zip(old, shape)]
-                            fans[name] = max(fans.get(name, 0), fan[name])
-                    yield position, n_in, widest, key, {name: tuple(shape) for name, shape in shapes.items()}, fans
+                            inits[name] = min(inits.get(name, init[name]), init[name])
+                    yield position, n_in, widest, key, {name: tuple(shape) for name, shape in shapes.items()}, inits
         if not head and int(k) + 1 in depths[slot]:
             n_after = max(n_after, n_out)
 
@@ -210,7 +224,7 @@ def _bank_shapes(space: SearchSpace, num_classes: int):
 def _routed_shapes(candidate: Candidate, n_in: int, widest: int, num_classes: int | None):
     """For one candidate whose input carries the highest identity n_in-1 on every channel (every index a block
     derives grows with its input's identities, so this bounds them all): ({weight: bank shape it needs},
-    how many identities its output can carry, {weight: input fan})."""
+    how many identities its output can carry, {weight: its standalone initialisation})."""
     args = candidate.block.kwargs
     if num_classes is not None:
         args["num_classes"] = num_classes
@@ -222,9 +236,7 @@ def _routed_shapes(candidate: Candidate, n_in: int, widest: int, num_classes: in
                       lambda: _out_width(candidate.block, candidate.c_in))
     params = dict(layer.named_parameters())
     needs = {name: cut.needs(params[name].shape) for name, cut in cuts.items()}
-    fans = {name: int(np.prod(params[name].shape[1:])) if len(params[name].shape) > 2 else params[name].shape[0]
-            for name in cuts}
-    return needs, max(int(out.max()) + 1, len(out)), fans
+    return needs, max(int(out.max()) + 1, len(out)), {name: standalone_init(layer, name) for name in cuts}
 
 
 def _positions(space: SearchSpace):

@@ -48,7 +48,7 @@ def sandwich_loss(supernet: Supernet, sandwich: Sandwich, seed: int, label_smoot
     def loss_fn(net, images, labels, epoch, step):
         rng = np.random.default_rng((seed, epoch, step))
         loss, target = 0.0, None
-        drawn = [supernet.space.random_sample(rng, supernet.num_classes, sandwich.budget).spec
+        drawn = [supernet.space.random_sample(rng, supernet.num_classes, sandwich.budget, shrink=True).spec
                  for _ in range(sandwich.random_subnets)]
         if sandwich.sandwich:
             supernet.activate(supernet.largest)
@@ -104,10 +104,21 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
 
 
 def _check_budget(supernet: Supernet, sandwich: Sandwich):
-    """The budget must admit the space's smallest network, counted with the data's classes."""
+    """Before the first step: the budget must admit the space's smallest network (counted with the data's classes),
+    and random draws shrunk toward it must land under it, or training would stop at its first draw."""
     from ..cost import count
 
+    if sandwich.budget is None:
+        return
     macs = count(supernet.smallest).macs
-    if sandwich.budget is not None and macs > sandwich.budget:
+    if macs > sandwich.budget:
         raise LwnasError(f"budget {sandwich.budget} MAdds is below the smallest network of space "
                          f"{supernet.space.name} ({macs} MAdds with {supernet.num_classes} classes)")
+    rng = np.random.default_rng(0)
+    try:
+        for _ in range(20):
+            supernet.space.random_sample(rng, supernet.num_classes, sandwich.budget, attempts=50, shrink=True)
+    except LwnasError:
+        raise LwnasError(f"budget {sandwich.budget} MAdds: random networks of space {supernet.space.name} rarely "
+                         f"fit it even shrunk (none in 50 draws); raise --budget toward the space's smallest "
+                         f"network ({macs} MAdds) times two or more") from None
