@@ -1,12 +1,15 @@
-"""What the benchmark scripts share: where the real data and results live, and the one results-file protocol
-(a JSON document read and written under a file lock, written atomically, with jobs claimed by live processes)."""
+"""What the benchmark scripts share: where the real data and results live, the one results-file protocol (a JSON
+document read and written under a file lock, written atomically, with jobs claimed by live processes), and the
+authors' PyTorch MicroNet built from a checkout of their code."""
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
@@ -51,3 +54,37 @@ def claim(path: Path, jobs: list[str], done: set[str]) -> str | None:
             live[job] = os.getpid()
         write(claims_path, live)
     return job
+
+
+# scripts/eval_micronet_m{0..3}.sh: net config, stem channels and groups, head width, dropout, Shift-Max init.
+EVAL_SETTINGS = {
+    "micronet_m0": ("msnx_dy6_exp4_4M_221", 4, (2, 2), 640, 0.05, (1.0, 1.0), (0.0, 0.0)),
+    "micronet_m1": ("msnx_dy6_exp6_6M_221", 6, (3, 2), 960, 0.05, (1.0, 1.0), (0.0, 0.0)),
+    "micronet_m2": ("msnx_dy9_exp6_12M_221", 8, (4, 2), 1024, 0.1, (1.0, 1.0), (0.0, 0.0)),
+    "micronet_m3": ("msnx_dy12_exp6_20M_020", 12, (4, 3), 1024, 0.1, (1.0, 0.5), (0.0, 0.5)),
+}
+
+
+def official_modules(checkout: str):
+    """The official `backbone.micronet` and `backbone.activation` modules of a checkout of
+    github.com/liyunsheng13/micronet (needs PyTorch)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, checkout)
+    return SimpleNamespace(micronet=importlib.import_module("backbone.micronet"),
+                           activation=importlib.import_module("backbone.activation"))
+
+
+def official_model(modules, settings):
+    """The official MicroNet of `settings` (an EVAL_SETTINGS row), in eval mode."""
+    net, stem, groups, head, dropout, init_a, init_b = settings
+    ns = SimpleNamespace
+    cfg = ns(MODEL=ns(
+        MICRONETS=ns(BLOCK="DYMicroBlock", NET_CONFIG=net, STEM_CH=stem, STEM_GROUPS=list(groups), STEM_DILATION=1,
+                     STEM_MODE="spatialsepsf", OUT_CH=head, DEPTHSEP=True, POINTWISE="group", DROPOUT=dropout,
+                     SHUFFLE=True),
+        ACTIVATION=ns(MODULE="DYShiftMax", ACT_MAX=2.0, LINEARSE_BIAS=False, INIT_A_BLOCK3=[1.0, 0.0],
+                      INIT_A=list(init_a), INIT_B=list(init_b), REDUCTION=8)))
+    with contextlib.redirect_stdout(io.StringIO()):  # the official constructors print per layer
+        return modules.micronet.MicroNet(cfg).eval()

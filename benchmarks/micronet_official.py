@@ -11,35 +11,13 @@ Needs PyTorch next to lwnas (not a dependency of lwnas):
 """
 import argparse
 import contextlib
-import importlib
 import io
 import logging
-import sys
-from types import SimpleNamespace
+
+from common import EVAL_SETTINGS, official_model, official_modules
 
 import lwnas
 from lwnas.published import PUBLISHED
-
-# scripts/eval_micronet_m{0..3}.sh: net config, stem channels and groups, head width, dropout, Shift-Max init.
-EVAL_SETTINGS = {
-    "micronet_m0": ("msnx_dy6_exp4_4M_221", 4, (2, 2), 640, 0.05, (1.0, 1.0), (0.0, 0.0)),
-    "micronet_m1": ("msnx_dy6_exp6_6M_221", 6, (3, 2), 960, 0.05, (1.0, 1.0), (0.0, 0.0)),
-    "micronet_m2": ("msnx_dy9_exp6_12M_221", 8, (4, 2), 1024, 0.1, (1.0, 1.0), (0.0, 0.0)),
-    "micronet_m3": ("msnx_dy12_exp6_20M_020", 12, (4, 3), 1024, 0.1, (1.0, 0.5), (0.0, 0.5)),
-}
-
-
-def official_model(modules, settings):
-    net, stem, groups, head, dropout, init_a, init_b = settings
-    ns = SimpleNamespace
-    cfg = ns(MODEL=ns(
-        MICRONETS=ns(BLOCK="DYMicroBlock", NET_CONFIG=net, STEM_CH=stem, STEM_GROUPS=list(groups), STEM_DILATION=1,
-                     STEM_MODE="spatialsepsf", OUT_CH=head, DEPTHSEP=True, POINTWISE="group", DROPOUT=dropout,
-                     SHUFFLE=True),
-        ACTIVATION=ns(MODULE="DYShiftMax", ACT_MAX=2.0, LINEARSE_BIAS=False, INIT_A_BLOCK3=[1.0, 0.0],
-                      INIT_A=list(init_a), INIT_B=list(init_b), REDUCTION=8)))
-    with contextlib.redirect_stdout(io.StringIO()):  # the official constructors print per layer
-        return modules.micronet.MicroNet(cfg).eval()
 
 
 def components(model, modules, torch):
@@ -136,9 +114,7 @@ def main():
     args = parser.parse_args()
     import torch
 
-    sys.path.insert(0, args.checkout)
-    modules = SimpleNamespace(micronet=importlib.import_module("backbone.micronet"),
-                              activation=importlib.import_module("backbone.activation"))
+    modules = official_modules(args.checkout)
     m = 1e6
     print("official network, counted with PyTorch hooks (M):")
     print(f"{'config':12s} {'conv+FC':>8s} {'SM-MLP':>7s} {'fusions':>7s} {'BN el.':>7s} {'params':>7s}"

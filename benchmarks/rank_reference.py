@@ -8,44 +8,43 @@ points of `micro`, one per MAdds bin over 2-24M; named configs and random points
 point the file holds for it, so every session adds to the same list even after the sampler changes.
 
     python benchmarks/rank_reference.py [--data ../shared/data/fashion_mnist/fashion-mnist-python.tar.gz]
-        [--output benchmarks/results/rank_reference_fashion.json] [--limit N]
+        [--output benchmarks/results/rank_reference_fashion.json] [--limit N] [--repeat-seed 1]
 
 Paddle trains these small networks on one core: start the command once per core. Each process claims the next
 architecture that is neither in the file nor being trained by another live process, and appends to the same
-file under a lock.
+file under a lock. With --repeat-seed S it trains REPEATED (MicroNet M0-M2 and the seven cheapest random `micro`
+points) again with training seed S, on the same images, into the file's `repeats` list: the seed-to-seed spread
+and the noise ceiling of any proxy (rank_fidelity.py).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
-import json
-import os
 import shutil
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
+from common import FASHION as DATA, RESULTS, RUNS as ALL_RUNS, claim, locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
-from lwnas import checkpoint  # noqa: E402
+from lwnas import checkpoint, data  # noqa: E402
 from lwnas.space import get_space  # noqa: E402
 from lwnas.spec import ArchSpec  # noqa: E402
-from lwnas.train import TrainConfig, load_data, seed_everything, train  # noqa: E402
+from lwnas.train import TrainConfig, seed_everything, train  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
-OUTPUT = ROOT / "benchmarks" / "results" / "rank_reference_fashion.json"
-RUNS = ROOT / "runs" / "rank_reference"
+OUTPUT = RESULTS / "rank_reference_fashion.json"
+RUNS = ALL_RUNS / "rank_reference"
 # 15 epochs on 12,000 training images (a fifth of the official 60,000, class-balanced by the seeded subset),
 # evaluated on the official 10,000 test images: 5x the proxy's epochs on 10x the built-in set's images.
 REFERENCE = TrainConfig(epochs=15, batch_size=64, lr=0.1, warmup_epochs=0.5, resolution=32, train_subset=12_000,
                         seed=0, bn_recalibration=16)
 MICRO_NAMED = ("micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3")
 MOBILE_NAMED = ("mobilenetv3_small_x1_0", "shufflenet_v2_x1_0", "asymmnet_small_x1_0", "mobileone_s0")
+REPEATED = MICRO_NAMED[:3] + tuple(f"micro_random_{i:02d}" for i in range(7))  # trained with a second seed too
 BIN_DRAWS = 5000
 
 
@@ -86,37 +85,11 @@ def architectures(classes: int, seed: int, trained: dict) -> list:
     return order + [s for s in mobile if s not in order]
 
 
-@contextlib.contextmanager
-def locked(path: Path):
-    """The results file's current content, for this process alone until the block ends (other processes wait)."""
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield json.loads(path.read_text()) if path.exists() else None
-
-
-def claim(path: Path, listed: list):
-    """The first of `listed` that is neither in the results file nor claimed by another live process, now claimed
-    by this one (claims live beside the file: {arch hash: pid}); None when nothing is left."""
-    claims_path = path.with_name(path.stem + ".claims.json")
-    with locked(path) as document:
-        done = {a["arch_hash"] for a in document["architectures"]} if document else set()
-        claims = json.loads(claims_path.read_text()) if claims_path.exists() else {}
-        live = {h: pid for h, pid in claims.items() if h not in done and _alive(pid)}
-        spec = next((s for s in listed if s.arch_hash not in done and s.arch_hash not in live), None)
-        if spec is not None:
-            live[spec.arch_hash] = os.getpid()
-        write(claims_path, live)
-    return spec
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+def claim_spec(path: Path, listed: list, done: set[str], tag: str = ""):
+    """The first of `listed` whose hash (+ tag) is neither `done` nor claimed by another live process, now
+    claimed by this one; None when nothing is left."""
+    job = claim(path, [s.arch_hash + tag for s in listed], done)
+    return next((s for s in listed if s.arch_hash + tag == job), None)
 
 
 def append(path: Path, key: str, entry: dict, fresh: dict) -> dict:
@@ -129,10 +102,10 @@ def append(path: Path, key: str, entry: dict, fresh: dict) -> dict:
     return document
 
 
-def write(path: Path, document: dict):
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(document, indent=1))
-    os.replace(temporary, path)  # a kill never leaves a half-written file
+def same_settings(stored: dict, settings: dict) -> bool:
+    """Equal, counting a training setting added to lwnas since the file was written as its default (it did not
+    exist then, so it could not differ)."""
+    return {**stored, "train": {**settings["train"], **stored["train"]}} == settings
 
 
 def main():
@@ -141,30 +114,41 @@ def main():
     parser.add_argument("--output", default=str(OUTPUT))
     parser.add_argument("--limit", type=int, help="train at most this many new architectures, then stop")
     parser.add_argument("--seed", type=int, default=0, help="picks the random architectures")
+    parser.add_argument("--repeat-seed", type=int, help="train the REPEATED architectures again with this seed")
     args = parser.parse_args()
     output = Path(args.output)
     settings = {"data": Path(args.data).name, "train": REFERENCE.to_dict(), "val": "official test split (all)",
                 "architecture_seed": args.seed, "madds_at": "each space's resolution (224 px)"}
     with locked(output) as document:
-        if document is not None and document["settings"] != settings:
+        if document is not None and not same_settings(document["settings"], settings):
             raise SystemExit(f"{output} was made with other settings; use another --output")
         entries = document["architectures"] if document else []
-    done = {a["arch_hash"] for a in entries}
+        repeats = document.get("repeats", []) if document else []
     trained = {a["name"]: ArchSpec.from_yaml(a["spec"]) for a in entries}
-    train_set, val_set = load_data(args.data, REFERENCE)
+    # the reference's images: 12,000 of the official training images drawn by seed 0, scored on the test split
+    train_set = data.load(args.data, "train", REFERENCE.resolution).subset(REFERENCE.train_subset, 0)
+    val_set = data.load(args.data, "test", REFERENCE.resolution)
     listed = architectures(len(train_set.classes), args.seed, trained)
-    print(f"{len(done)} of {len(listed)} architectures in {output}; training the rest on {len(train_set)} / "
+    seed, key, tag = REFERENCE.seed, "architectures", ""
+    done = {a["arch_hash"] for a in entries}
+    if args.repeat_seed is not None:
+        seed, key, tag = args.repeat_seed, "repeats", f":seed{args.repeat_seed}"
+        listed = [s for s in listed if s.name in REPEATED]
+        done = {a["arch_hash"] + tag for a in repeats if a["seed"] == seed}
+    config = replace(REFERENCE, seed=seed)
+    print(f"{len(done)} of {len(listed)} {key} with seed {seed} in {output}; training the rest on {len(train_set)} / "
           f"{len(val_set)} images, {REFERENCE.epochs} epochs each", flush=True)
     trained_here = 0
     while args.limit is None or trained_here < args.limit:
-        spec = claim(output, listed)
+        spec = claim_spec(output, listed, done, tag)
         if spec is None:
             break
         trained_here += 1
-        seed_everything(REFERENCE.seed)
+        seed_everything(seed)
         model = lwnas.build(spec)
         cost = lwnas.count(spec)
-        folder = RUNS / spec.arch_hash  # a checkpoint per epoch: a stopped training continues where it was
+        folder = RUNS / (spec.arch_hash + tag.replace(":", "_"))  # a checkpoint per epoch: a stopped training
+        # continues where it was
         state = checkpoint.load_latest(folder)
         earlier = state["wall_seconds"] if state else 0.0
         start = time.perf_counter()
@@ -175,7 +159,7 @@ def main():
             checkpoint.save(folder, {**epoch_state, "spec": spec.to_yaml(),
                                      "wall_seconds": earlier + time.perf_counter() - start})
 
-        history = train(model, train_set, val_set, REFERENCE, resume=state, save=keep,
+        history = train(model, train_set, val_set, config, resume=state, save=keep,
                         on_epoch=lambda r: print(f"  {spec.name} epoch {r.epoch}: loss {r.loss:.3f} top-1 "
                                                  f"{r.top1:.2f}%", flush=True))
         wall = earlier + time.perf_counter() - start
@@ -184,10 +168,12 @@ def main():
             "arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params, "spec": spec.to_yaml(),
             "top1": history[-1].top1, "best_top1": max(h.top1 for h in history),
             "wall_seconds": round(wall, 1), "history": [h.__dict__ for h in history]}
-        document = append(output, "architectures", entry, {"settings": settings})
+        if args.repeat_seed is not None:
+            entry = {"seed": seed, **{k: v for k, v in entry.items() if k not in ("spec", "madds", "params")}}
+        document = append(output, key, entry, {"settings": settings})
         shutil.rmtree(folder)
         print(f"{spec.name} {spec.arch_hash} {cost.macs / 1e6:.2f}M: top-1 {history[-1].top1:.2f}% "
-              f"({wall:.0f} s); {len(document['architectures'])} in the file", flush=True)
+              f"({wall:.0f} s); {len(document[key])} {key} in the file", flush=True)
 
 
 if __name__ == "__main__":

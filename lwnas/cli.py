@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from . import __version__
 from .budget import human
 from .errors import LwnasError
 from .pruning import PRUNERS
+from .recipes import RECIPES
 from .search import DEFAULT_TRIALS, SCHEDULE_EPOCHS
 from .table import print_table
 from .zero_cost import SCORES
@@ -33,6 +35,22 @@ def cmd_configs(args):
     print_table([{**r, "madds": human(r["madds"]), "params": human(r["params"]),
                    "published_top1": r["published_top1"] if r["published_top1"] is not None else "-"} for r in rows],
                  ["name", "family", "resolution", "madds", "params", "published_top1"])
+
+
+def cmd_spaces(args):
+    from .space import get_space, space_names
+
+    rows = []
+    for name in space_names():
+        space = get_space(name)
+        rows.append({"name": name, "resolution": space.resolution, "smallest_madds": space.smallest().macs,
+                     "largest_madds": space.largest().macs, "description": space.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print_table([{**r, "smallest_madds": human(r["smallest_madds"]), "largest_madds": human(r["largest_madds"])}
+                 for r in rows], ["name", "resolution", "smallest_madds", "largest_madds", "description"])
+    print("MAdds at each space's resolution with 1000 classes; search one with `lwnas search --space NAME`")
 
 
 def cmd_count(args):
@@ -116,7 +134,13 @@ def cmd_search(args):
         run_workers(search, args.argv, args.workers, args.until_total)
         return
     set_device(args.device)
-    search.run()
+    try:
+        search.run()
+    except KeyboardInterrupt:  # the resume command asks for the trials still owed, not as many again
+        if settings.trials and "--trials" in args.argv and search.trained_so_far is not None:
+            at = args.argv.index("--trials") + 1
+            args.argv[at] = str(max(1, search.target - search.trained_so_far))
+        raise
     print(f"see the results with: lwnas runs show {search.name}" +
           (f" --storage '{args.storage}'" if args.storage else ""))
 
@@ -208,12 +232,21 @@ def latency_table(args):
 def cmd_train(args):
     from pathlib import Path
 
-    from .retrain import resolve_arch, train_run
+    from .retrain import resolve_arch, searched_settings, train_run
     from .storage import check_study_name
     from .train import set_device
 
     spec = resolve_arch(args.arch, args.storage, args.runs_dir)
+    searched = searched_settings(args.arch, args.storage, args.runs_dir)
     defaults = {"epochs": 100, "ema_decay": 0.9998, "warmup_epochs": 3.0}
+    if searched:  # the study's data and schedule: the trial was chosen for them
+        args.data = args.data or searched["data"]
+        defaults = {**defaults, "epochs": searched["proxy"]["epochs"], "resolution": searched["proxy"]["resolution"]}
+        print(f"{args.arch}: the study's data ({args.data}) and schedule ({defaults['epochs']} epochs at "
+              f"{defaults['resolution']} px) unless flags say otherwise")
+    elif args.data is None:
+        args.data = "synthetic"
+        print("no --data: training on the built-in synthetic set")
     config = _train_settings(args, spec.resolution, defaults, spec.name)
     output = Path(args.output) if args.output else Path(args.runs_dir) / check_study_name(spec.name)
     set_device(args.device)
@@ -317,8 +350,11 @@ def cmd_export(args):
 
     from .retrain import export
 
-    path = export(Path(args.checkpoint), Path(args.output), args.format, args.resolution)
-    print(f"exported to {path}")
+    output = Path(args.output)
+    if output.exists() and any(output.iterdir()) and not args.force:
+        raise LwnasError(f"{output} exists and is not empty; pass --force to overwrite it, or choose another --output")
+    export(Path(args.checkpoint), output, args.format, args.resolution)
+    print(f"exported to {output}/: " + ", ".join(sorted(f.name for f in output.iterdir() if f.is_file())))
 
 
 def _latency_engine(text: str) -> str:
@@ -342,14 +378,33 @@ def _positive_int(text: str) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line and exit code 2, like every other input error. No abbreviated options: a
-    prefix such as --work would otherwise reach --workers (and the workers, which would start workers)."""
+    """Usage errors as one line and exit code 2, like every other input error, with the nearest option named for
+    a mistyped one. No abbreviated options: a prefix such as --work would otherwise reach --workers (and the
+    workers, which would start workers). A value such as -5M is a value (a budget to refuse with its own
+    message), not an unknown option."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+        self._negative_number_matcher = re.compile(r"^-\d+(\.\d+)?([eE][+-]?\d+)?[kKmMgG]?$")
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
+
+    argv: list[str] = []  # the command line being parsed (set by `main`)
+
+    def _suggestion(self, message: str) -> str:
+        """'; did you mean --trials?' for an unrecognized option close to one of this command's (a required
+        option reported missing may be one the user mistyped)."""
+        import difflib
+
+        known = [option for action in self._actions for option in action.option_strings if option.startswith("--")]
+        typed = [token.split("=")[0] for token in self.argv if token.startswith("--")]
+        for option in typed:
+            close = difflib.get_close_matches(option, known, n=1, cutoff=0.6)
+            if option not in known and close:
+                lead = "" if message.startswith("unrecognized") else f"; {option} is not an option"
+                return f"{lead}; did you mean {close[0]}?"
+        return ""
 
 
 def _add_amp_options(p):
@@ -389,6 +444,10 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("configs", help="list the named paper configs with their computed cost")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_configs)
+
+    p = sub.add_parser("spaces", help="list the search spaces, with the MAdds range of their networks")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_spaces)
 
     for name, func, text in (("count", cmd_count, "multiply-adds and parameters of a config or spec file"),
                              ("show", cmd_show, "the spec and a per-layer cost breakdown")):
@@ -511,13 +570,15 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a network fully, with checkpoints that resume")
     p.add_argument("--arch", required=True, help="config name, spec YAML, or STUDY:TRIAL from a search")
-    p.add_argument("--data", default="synthetic", help="data set (see `lwnas search --help`)")
+    p.add_argument("--data", help="data set (see `lwnas search --help`); default: the study's for STUDY:TRIAL, "
+                                  "else the built-in synthetic set")
     p.add_argument("--output", help="run folder (default RUNS_DIR/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--init", help="start from the weights of this run folder or checkpoint (e.g. a network taken "
                                   "out of a supernet by `lwnas supernet extract`); same architecture as --arch")
-    p.add_argument("--recipe", help="a paper's training recipe (micronet); --config and flags override it, and "
-                                    "--batch-size alone scales its learning rate")
+    p.add_argument("--recipe", choices=sorted(RECIPES),
+                   help=f"a paper's training recipe ({', '.join(sorted(RECIPES))}); --config and flags override it, "
+                        f"and --batch-size alone scales its learning rate")
     _add_training_options(p, epochs=100)
     p.add_argument("--storage", help="storage of STUDY:TRIAL (default sqlite:///RUNS_DIR/lwnas.db)")
     p.set_defaults(func=cmd_train)
@@ -577,6 +638,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("paddle", "onnx"), default="paddle")
     p.add_argument("--resolution", type=_positive_int,
                    help="input resolution (default: the one it was trained and evaluated at)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --output folder")
     p.set_defaults(func=cmd_export)
     for command in [*sub.choices.values(), *actions.choices.values()]:
         command.add_argument("--verbose", action="store_true",
@@ -589,17 +651,34 @@ def _resume_hint(command: str, argv: list[str]) -> str:
     """How to go on after Ctrl-C: a search resumes with the same command, a training run with --resume."""
     import shlex
 
+    import os
+
+    where = f"cd {shlex.quote(os.getcwd())} && "  # the command's relative paths are relative to here
     if command == "search":
-        return f"; the study keeps every finished trial, and this resumes it: lwnas {shlex.join(argv)}"
+        return f"; the study keeps every finished trial, and this resumes it: {where}lwnas {shlex.join(argv)}"
     if command == "train":
         again = argv if "--resume" in argv else [*argv, "--resume"]
-        return f"; the last finished epoch is kept, and this resumes it: lwnas {shlex.join(again)}"
+        return f"; the last finished epoch is kept, and this resumes it: {where}lwnas {shlex.join(again)}"
     return ""
+
+
+def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The innermost subcommand's parser of parsed `args` (`lwnas supernet train` -> its parser)."""
+    while True:
+        commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, commands[0].dest, None) if commands else None
+        if chosen not in (commands[0].choices if commands else {}):
+            return parser
+        parser = commands[0].choices[chosen]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    _Parser.argv = argv
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the (sub)command that was given, which knows the options a typo was meant for
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     from .quiet import configure
 
     configure(args.verbose)

@@ -73,7 +73,8 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
         print(json.dumps({"study": name, "directions": [d.name.lower() for d in study.directions],
                           "best": rows, "baselines": baselines, "spec_files": [str(p) for p in written],
                           "plot": str(plot) if plot else None, "optuna_plots": [str(p) for p in pages],
-                          "block_types": families, "budget_use": use, "trials_stored": stored}, indent=2))
+                          "block_types": families, "budget_use": use, "trials_stored": stored,
+                          "settings": study.user_attrs.get("settings")}, indent=2))
         return
     if not rows:
         print(f"study {name}: no completed trials yet")
@@ -87,6 +88,9 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
             shown["measured_ms"] = "-" if r["measured_ms"] is None else f"{r['measured_ms']:.2f}"
         return shown
 
+    settings = study.user_attrs.get("settings")
+    if settings:
+        print(describe_settings(settings))
     title = "best trials" if len(study.directions) == 1 else "Pareto front (top-1 vs latency)"
     print(f"study {name}: {len(complete)} trained architectures; {title}:")
     latency = ["latency_ms", "measured_ms"] if measured else ["latency_ms"]  # predicted, then timed for real
@@ -105,6 +109,20 @@ def show_study(name: str, url: str | None, runs_dir: str, as_json: bool = False,
     print(f"specs written to {out / 'front'}/ (train one with `lwnas train --arch FILE.yaml`); plot: {plot}")
     print(f"Optuna's plots: {', '.join(map(str, pages))}" if pages else
           "Optuna's plots (history, importances, Pareto front) need plotly: pip install plotly")
+
+
+def describe_settings(settings: dict) -> str:
+    """One line on what a study searched: space, budget, data, schedule, pruner, sampler, latency."""
+    proxy = settings.get("proxy", {})
+    subsets = ", ".join(f"{k.split('_')[0]} subset {proxy[k]}" for k in ("train_subset", "val_subset") if proxy.get(k))
+    pruner = settings.get("pruner", "median")
+    rungs = (f" (rungs from epoch {settings['min_epochs']}, keeping 1/{settings['reduction_factor']})"
+             if "min_epochs" in settings else "")
+    return (f"space {settings['space']}, budget {human(settings['budget'])} MAdds, data {settings['data']}; "
+            f"{proxy.get('epochs')} epochs at {proxy.get('resolution')} px, batch {proxy.get('batch_size')}, lr "
+            f"{proxy.get('lr')}, validation split {proxy.get('val_split', 'the test split (old study)')}"
+            f"{', ' + subsets if subsets else ''}; pruner {pruner}{rungs}; sampler {settings['sampler']}; "
+            f"objective {settings['objective']}, latency {settings['latency_engine']}")
 
 
 def budget_use(trials, budget: int) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +45,15 @@ def resolve_arch(arch: str, storage: str | None = None, runs_dir: str = "runs") 
             raise LwnasError(f"study {study_name!r}: {what}; trained trials: {listed or 'none'}")
         return ArchSpec.from_yaml(trained[int(number)].user_attrs["spec"], f"{study_name}:{number}")
     return resolve(arch)
+
+
+def searched_settings(arch: str, storage: str | None = None, runs_dir: str = "runs") -> dict | None:
+    """The settings of the study that STUDY:TRIAL names (its data set, training schedule, ...), else None."""
+    if ":" not in arch or arch.endswith((".yaml", ".yml")) or "/" in arch.split(":")[0]:
+        return None
+    from .storage import load_study
+
+    return load_study(arch.rpartition(":")[0], storage, runs_dir).user_attrs.get("settings")
 
 
 def _write_logs(folder: Path, rows: list[dict], append: bool = True):
@@ -146,12 +156,21 @@ def train_folder(output: Path, data: str, config: TrainConfig, *, identity: dict
     identity = {**identity, "data": data_reference(data), "classes": train_set.classes, "config": config.to_dict()}
     writer = _visualdl(output) if writer_process else None
     tty = stream.isatty()
+    bar, started = {}, {"epoch": state["epoch"] if state else 0, "time": time.time()}
 
     def on_step(step, steps, loss):
-        if tty:
-            done = int(30 * step / steps)
-            stream.write(f"\r  [{'#' * done}{'.' * (30 - done)}] {step}/{steps} loss {loss:.3f}")
-            stream.flush()
+        """A progress bar inside the epoch with its rate and time left (a line every 30 s when not a terminal)."""
+        from tqdm import tqdm
+
+        if "bar" not in bar:
+            epoch = started["epoch"] + len(bar.get("done", [])) + 1
+            bar["bar"] = tqdm(total=steps, desc=f"epoch {epoch}/{config.epochs}", unit="step", file=stream,
+                              leave=False, mininterval=0.5 if tty else 30, delay=0 if tty else 30,
+                              dynamic_ncols=tty)
+        bar["bar"].update(step - bar["bar"].n)
+        bar["bar"].set_postfix_str(f"loss {loss:.3f}", refresh=False)
+        if step == steps:
+            bar.pop("bar").close()
 
     def on_epoch(result):
         if writer_process:
@@ -159,10 +178,12 @@ def train_folder(output: Path, data: str, config: TrainConfig, *, identity: dict
         if writer is not None:
             for name in ("loss", "top1", "top5", "lr", "images_per_s"):
                 writer.add_scalar(name, getattr(result, name), result.epoch)
-        restart = "\r" if tty else ""  # overwrite the progress bar
-        stream.write(f"{restart}epoch {result.epoch}/{config.epochs}: loss {result.loss:.4f} "
-                     f"top-1 {result.top1:.2f}% top-5 {result.top5:.2f}%{epoch_note()} lr {result.lr:.5f} "
-                     f"{result.images_per_s:.0f} img/s\n")
+        bar.setdefault("done", []).append(result.epoch)
+        per_epoch = (time.time() - started["time"]) / len(bar["done"])
+        left = time.strftime("%H:%M:%S", time.gmtime(per_epoch * (config.epochs - result.epoch)))
+        stream.write(f"epoch {result.epoch}/{config.epochs}: loss {result.loss:.4f} "
+                     f"val top-1 {result.top1:.2f}% top-5 {result.top5:.2f}%{epoch_note()} lr {result.lr:.5f} "
+                     f"{result.images_per_s:.0f} img/s, {left} left\n")
         stream.flush()
 
     if state is not None:

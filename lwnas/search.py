@@ -148,6 +148,7 @@ class Search:
         self.stats = dict.fromkeys(("rejected", "shrunk", "prescreened", "duplicates", "failed", "pruned",
                                     "trained"), 0)
         self.train_set = self.val_set = None
+        self.trained_so_far = None  # trainings in the study, updated after each trial (a resume command needs it)
         self.progress = Progress(settings.trials)
         self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
         self._loaders = None  # --supernet: (train, val) loaders for recalibration and evaluation
@@ -239,7 +240,8 @@ class Search:
 
         s = self.settings
         identity = {"space": s.space, "space_file_sha256": hashlib.sha256(space_path(s.space).read_bytes()).hexdigest(),
-                "budget": s.budget, "data": s.data, "objective": s.objective, "proxy": s.proxy.to_dict(),
+                "budget": s.budget, "data": data_reference(s.data), "objective": s.objective,
+                "proxy": s.proxy.to_dict(),
                 "device": "cpu" if s.device == "cpu" else "gpu", "shrink": s.shrink, "sampler": s.sampler,
                 "latency_engine": s.latency_engine, "latency_threads": s.latency_threads,
                 "latency_batch": s.latency_batch, "encoding": ENCODING, "pruner": s.pruner}
@@ -277,10 +279,12 @@ class Search:
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)
         attempts = max(1000, 300 * (settings.trials or 10))  # a rejected draft costs milliseconds
-        self.target = settings.until_total or (self.trained(study) + settings.trials if settings.trials else 10 ** 9)
+        self.trained_so_far = self.trained(study)
+        self.target = settings.until_total or (self.trained_so_far + settings.trials if settings.trials else 10 ** 9)
         self.deadline = time.time() + settings.time_limit if settings.time_limit else None
 
         def stop_when_done(study, trial):
+            self.trained_so_far = self.trained(study)
             if self.interrupted or self.timed_out or self.trained(study) >= self.target or \
                     self._attempts >= attempts or self.budget_spent(study) or self.past_deadline():
                 study.stop()

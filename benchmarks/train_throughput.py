@@ -1,0 +1,150 @@
+"""Training images/s (SGD steps on one batch, one CPU thread) of every named config and a few random networks per
+space, with depthwise convolutions on small maps unfolded (lwnas' default) and through Paddle's conv op (before),
+measured alternately in one process; MicroNet-M2 without Dynamic Shift-Max (every `dy` zero: ReLU6 where the
+paper has Shift-Max) as the same-MAdds network the issue compares with; and, given a checkout of the authors' code
+and PyTorch, their MicroNet M0-M3 on the same CPU, batch and resolution.
+
+    python benchmarks/train_throughput.py [--micronet-checkout /path/to/micronet] [--resolution 32]
+        [--batch-size 64] [--steps 6] [--output benchmarks/results/train_throughput.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+
+from common import EVAL_SETTINGS, RESULTS, official_model, official_modules, write  # noqa: E402
+
+import lwnas  # noqa: E402
+from lwnas.blocks import common as blocks_common  # noqa: E402
+from lwnas.configs import config_names  # noqa: E402
+from lwnas.space import get_space  # noqa: E402
+from lwnas.spec import ArchSpec  # noqa: E402
+
+RANDOM_PER_SPACE = 3
+
+
+def paddle_rate(spec, resolution: int, batch: int, steps: int, unfold: bool) -> float:
+    """Training images/s of `spec`: forward, cross-entropy, backward, a momentum step, over `steps` timed steps."""
+    blocks_common.UNFOLD_DEPTHWISE_WORK = 64 if unfold else 0  # 0: every depthwise conv through the conv op
+    paddle.seed(0)
+    model = lwnas.build(spec)
+    optimizer = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
+    x = paddle.randn([batch, spec.in_channels, resolution, resolution])
+    y = paddle.randint(0, spec.num_classes, [batch])
+
+    def step():
+        paddle.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.clear_grad()
+
+    return _rate(step, batch, steps)
+
+
+def torch_rate(model, resolution: int, batch: int, steps: int) -> float:
+    import torch
+
+    torch.manual_seed(0)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(batch, 3, resolution, resolution), torch.randint(0, 1000, (batch,))
+
+    def step():
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return _rate(step, batch, steps)
+
+
+def _rate(step, batch: int, steps: int) -> float:
+    for _ in range(2):  # warm-up: allocations, kernel choices
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def without_shift_max(spec):
+    """The same network with every Dynamic Shift-Max replaced by ReLU6 (or nothing, where the paper's last
+    activation is Shift-Max): the same convolutions, the same MAdds less Shift-Max's."""
+    data = spec.to_dict()
+    for stage in data["stages"]:
+        for block in stage["blocks"]:
+            if block["type"] == "micro_block":
+                block["dy"] = [0, 0, 0]
+    return spec.from_dict({**data, "name": f"{spec.name}_no_shift_max"})
+
+
+def networks(seed: int = 0):
+    """(name, spec): the named configs, M2 without Shift-Max, and RANDOM_PER_SPACE random points of each space."""
+    out = [(name, lwnas.get_config(name)) for name in config_names()]
+    out.append(("micronet_m2_no_shift_max", without_shift_max(lwnas.get_config("micronet_m2"))))
+    reference = json.loads((RESULTS / "rank_reference_fashion.json").read_text())["architectures"]
+    out += [(a["name"], ArchSpec.from_yaml(a["spec"]).replace(num_classes=1000)) for a in reference
+            if a["name"] == "micro_random_08"]  # 12.3M MAdds of `micro`: the issue's comparison
+    for space_name in ("micro", "mobile", "shuffle", "fast", "mobileone"):
+        rng = np.random.default_rng((seed, len(space_name)))
+        space = get_space(space_name)
+        for i in range(RANDOM_PER_SPACE):
+            out.append((f"{space_name}_random_{i}", space.random_sample(rng, 1000).spec))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--micronet-checkout", help="a checkout of github.com/liyunsheng13/micronet (needs torch)")
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--output", default=str(RESULTS / "train_throughput.json"))
+    args = parser.parse_args()
+    paddle.set_device("cpu")
+    rows = []
+    for name, spec in networks():
+        spec = spec.replace(resolution=args.resolution)
+        before, after = (paddle_rate(spec, args.resolution, args.batch_size, args.steps, unfold)
+                         for unfold in (False, True))
+        madds = lwnas.count(spec).macs
+        rows.append({"network": name, "madds": madds, "before": round(before, 1), "after": round(after, 1)})
+        print(f"{name:28s} {madds / 1e6:8.2f}M MAdds  before {before:7.1f}  after {after:7.1f} img/s  "
+              f"x{after / before:.2f}", flush=True)
+    official = {}
+    if args.micronet_checkout:
+        import torch
+
+        torch.set_num_threads(1)
+        modules = official_modules(args.micronet_checkout)
+        for name, settings in EVAL_SETTINGS.items():
+            official[name] = round(torch_rate(official_model(modules, settings), args.resolution, args.batch_size,
+                                              args.steps), 1)
+            print(f"{name:28s} official PyTorch {official[name]:7.1f} img/s", flush=True)
+    by_name = {row["network"]: row for row in rows}
+    m2, plain = by_name["micronet_m2"], by_name["micronet_m2_no_shift_max"]
+    same_madds = by_name["micro_random_08"]
+    summary = {"m2_vs_no_shift_max_before": round(m2["before"] / plain["before"], 3),
+               "m2_vs_no_shift_max_after": round(m2["after"] / plain["after"], 3),
+               "m2_vs_micro_random_08_before": round(m2["before"] / same_madds["before"], 3),
+               "m2_vs_micro_random_08_after": round(m2["after"] / same_madds["after"], 3),
+               "slower_than_before": [r["network"] for r in rows if r["after"] < 0.95 * r["before"]]}
+    if official:
+        summary["m2_vs_official"] = round(m2["after"] / official["micronet_m2"], 3)
+    print(json.dumps(summary, indent=1))
+    write(Path(args.output), {
+        "settings": {"resolution": args.resolution, "batch_size": args.batch_size, "steps": args.steps,
+                     "threads": 1, "paddle": paddle.__version__},
+        "networks": rows, "official_pytorch": official, "summary": summary})
+
+
+if __name__ == "__main__":
+    main()
