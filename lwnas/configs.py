@@ -1,25 +1,25 @@
-"""Named paper configs: one YAML spec per published network in the repository's configs/ folder."""
+"""Named paper configs: one YAML spec per published network, from the repository's configs/ folder (shipped
+inside the package by a wheel)."""
 from __future__ import annotations
 
 import difflib
-import os
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import LwnasError
+from .shipped import shipped_dir
 from .spec import ArchSpec, load_spec
 
 
 def configs_dir() -> Path:
-    """configs/ beside the package (editable install or checkout); LWNAS_CONFIGS overrides it."""
-    return Path(os.environ.get("LWNAS_CONFIGS", Path(__file__).resolve().parent.parent / "configs"))
+    """The named configs' folder (see lwnas.shipped); LWNAS_CONFIGS overrides it."""
+    return shipped_dir("configs", "LWNAS_CONFIGS")
 
 
 def config_names() -> list[str]:
     folder = configs_dir()
     if not folder.is_dir():
-        raise LwnasError(f"configs folder not found at {folder}; install lwnas from a checkout with "
-                         f"`pip install -e .` or set LWNAS_CONFIGS")
+        raise LwnasError(f"configs folder not found at {folder}; set LWNAS_CONFIGS to a folder of config YAMLs")
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 

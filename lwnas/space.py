@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -524,8 +523,10 @@ SLOT_KEYS = ("name", "depth", "stride", "blocks")
 
 
 def spaces_dir() -> Path:
-    """search_spaces/ beside the package; LWNAS_SPACES overrides it."""
-    return Path(os.environ.get("LWNAS_SPACES", Path(__file__).resolve().parent.parent / "search_spaces"))
+    """The search spaces' folder (see lwnas.shipped); LWNAS_SPACES overrides it."""
+    from .shipped import shipped_dir
+
+    return shipped_dir("search_spaces", "LWNAS_SPACES")
 
 
 def space_names() -> list[str]:
