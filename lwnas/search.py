@@ -487,7 +487,7 @@ class Search:
         trial.set_user_attr("top1", top1)
         if self.supernet is None:
             (folder / checkpoint.PREVIOUS).unlink(missing_ok=True)  # finished: only last and best are of use
-            trial.set_user_attr("checkpoint", str(folder))
+            trial.set_user_attr("checkpoint", str(folder.resolve()))
         trial.set_user_attr("latency_ms", latency.median_ms)
         trial.set_user_attr("latency_iqr_ms", latency.iqr_ms)
         self._write_artifacts(f"trial_{trial.number:04d}", spec,

@@ -39,3 +39,19 @@ def kill_after_first_checkpoint(argv: list[str], cwd, folder, timeout: float = 1
         time.sleep(0.05)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
+
+
+def checkpoint_top1(folder) -> float:
+    """Validation top-1 of the network stored in folder/last.pdckpt, evaluated afresh on the validation images its
+    training used (the data set and settings the checkpoint records): what a trial's score must equal."""
+    import lwnas
+    from lwnas import checkpoint
+    from lwnas.splits import load_data
+    from lwnas.train import TrainConfig, evaluate, loaders
+
+    state = checkpoint.load(folder / checkpoint.LAST)
+    config = TrainConfig.from_dict(state["config"])
+    val = load_data(state["data"], config)[1]
+    model = lwnas.build(lwnas.ArchSpec.from_yaml(state["spec"]), len(state["classes"]))
+    model.set_state_dict(state["model"])
+    return evaluate(model, loaders(val, val, config)[3])[1]

@@ -6,9 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
+
+from conftest import checkpoint_top1
 
 ARGS = ["search", "--flops-budget", "12M", "--seed", "0", "--study", "shared", "--epochs", "2",
         "--train-subset", "320", "--val-subset", "64", "--latency-runs", "3", "--heartbeat-grace", "6"]
@@ -78,7 +81,8 @@ def _check(storage, killed=None):
     hashes = [t.user_attrs["arch_hash"] for t in trained]
     assert len(set(hashes)) == len(hashes)
     for t in trained:
-        assert t.values[0] == t.user_attrs["top1"] and t.user_attrs["madds"] <= 12_000_000
+        assert t.values[0] == pytest.approx(checkpoint_top1(Path(t.user_attrs["checkpoint"])), abs=1e-9)
+        assert t.user_attrs["madds"] <= 12_000_000
         assert {"spec", "params", "latency_ms", "history", "worker"} <= set(t.user_attrs)
         assert len(t.user_attrs["history"]) == 2
     if killed is not None:
@@ -94,24 +98,38 @@ def _check(storage, killed=None):
     return study
 
 
-def _open_together(url, processes=4):
-    """Processes that open the storage and the claims table at the same instant, as workers started together."""
-    start = time.time() + 3  # after every interpreter has imported lwnas
-    code = ("import sys, time; from lwnas.storage import open_storage; from lwnas.claims import ArchClaims\n"
-            "while time.time() < float(sys.argv[2]): pass\n"
+def _open_together(url, folder, processes=4):
+    """Processes that open the storage and the claims table at the same instant, as workers started together:
+    each imports lwnas, says it is ready and waits; all are released at once. Returns (exit code, output) per
+    process; the first line of each output is the time it was released."""
+    go = folder / "go"
+    code = ("import os, sys, time; from lwnas.storage import open_storage; from lwnas.claims import ArchClaims\n"
+            "open(f'{sys.argv[2]}.ready.{os.getpid()}', 'w').close()\n"
+            "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+            "print(time.time(), flush=True)\n"
             "ArchClaims(open_storage(sys.argv[1]).engine, 'shared')")
-    running = [subprocess.Popen([sys.executable, "-c", code, url, str(start)], stdout=subprocess.PIPE,
+    running = [subprocess.Popen([sys.executable, "-c", code, url, str(go)], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(processes)]
-    return [(p.wait(timeout=120), p.stdout.read()) for p in running]
+    deadline = time.time() + 120
+    while len(list(folder.glob("go.ready.*"))) < processes and time.time() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    results = [(p.wait(timeout=120), p.stdout.read()) for p in running]
+    for ready in folder.glob("go.ready.*"):
+        ready.unlink()
+    go.unlink()
+    released = [float(out.split()[0]) for code, out in results if code == 0]
+    assert len(released) < processes or max(released) - min(released) < 0.5  # they did race
+    return results
 
 
 def test_workers_opening_a_fresh_sqlite_database_together_all_succeed(tmp_path):
     for round_ in range(3):  # the creation race is timing-dependent: before the fix most rounds lost it
-        for code, out in _open_together(f"sqlite:///{tmp_path}/fresh{round_}.db"):
+        for code, out in _open_together(f"sqlite:///{tmp_path}/fresh{round_}.db", tmp_path):
             assert code == 0, out
 
 
-def test_workers_opening_a_fresh_postgresql_database_together_all_succeed(postgres):
+def test_workers_opening_a_fresh_postgresql_database_together_all_succeed(tmp_path, postgres):
     import sqlalchemy
 
     admin = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
@@ -119,7 +137,7 @@ def test_workers_opening_a_fresh_postgresql_database_together_all_succeed(postgr
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(f"CREATE DATABASE fresh{round_}"))
         fresh = sqlalchemy.engine.make_url(postgres).set(database=f"fresh{round_}")
-        for code, out in _open_together(fresh.render_as_string(hide_password=False)):
+        for code, out in _open_together(fresh.render_as_string(hide_password=False), tmp_path):
             assert code == 0, out
     admin.dispose()
 
