@@ -31,11 +31,15 @@ from lwnas.space import get_space  # noqa: E402
 from lwnas.spec import ArchSpec  # noqa: E402
 
 RANDOM_PER_SPACE = 3
+UNFOLD = blocks_common.UNFOLD_DEPTHWISE_WORK
+LARGE_MADDS = 20e6  # at the training resolution: networks above it train at batch 16 (FasterNet-L: 2 images/s)
 
 
-def paddle_rate(spec, resolution: int, batch: int, steps: int, unfold: bool) -> float:
-    """Training images/s of `spec`: forward, cross-entropy, backward, a momentum step, over `steps` timed steps."""
-    blocks_common.UNFOLD_DEPTHWISE_WORK = 64 if unfold else 0  # 0: every depthwise conv through the conv op
+def paddle_rates(spec, resolution: int, batch: int, steps: int, rounds: int = 3) -> tuple[float, float]:
+    """Training images/s of `spec` (forward, cross-entropy, backward, a momentum step) through Paddle's conv op
+    (before) and with small depthwise convolutions unfolded (after): rounds of `steps` steps alternate between the
+    two on the same network, and each keeps its fastest round, so that load from other processes on the machine
+    falls on both alike."""
     paddle.seed(0)
     model = lwnas.build(spec)
     optimizer = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
@@ -47,28 +51,48 @@ def paddle_rate(spec, resolution: int, batch: int, steps: int, unfold: bool) -> 
         optimizer.step()
         optimizer.clear_grad()
 
-    return _rate(step, batch, steps)
+    best = {False: 0.0, True: 0.0}
+    for _ in range(rounds):
+        for unfold in (False, True):
+            blocks_common.UNFOLD_DEPTHWISE_WORK = UNFOLD if unfold else 0  # 0: every conv through the conv op
+            best[unfold] = max(best[unfold], _rate(step, batch, steps))
+    blocks_common.UNFOLD_DEPTHWISE_WORK = UNFOLD
+    return best[False], best[True]
 
 
-def torch_rate(model, resolution: int, batch: int, steps: int) -> float:
+def versus_official(name: str, modules, resolution: int, batch: int, steps: int, rounds: int = 3):
+    """(ours, official) training images/s of MicroNet `name`: lwnas' network in Paddle and the authors' in PyTorch,
+    rounds alternating between the two, each keeping its fastest."""
     import torch
 
     torch.manual_seed(0)
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = torch.randn(batch, 3, resolution, resolution), torch.randint(0, 1000, (batch,))
+    official = official_model(modules, EVAL_SETTINGS[name]).train()
+    torch_optimizer = torch.optim.SGD(official.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.randn(batch, 3, resolution, resolution), torch.randint(0, 1000, (batch,))
 
-    def step():
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+    def torch_step():
+        torch.nn.functional.cross_entropy(official(tx), ty).backward()
+        torch_optimizer.step()
+        torch_optimizer.zero_grad()
+
+    paddle.seed(0)
+    ours = lwnas.build(lwnas.get_config(name).replace(resolution=resolution))
+    optimizer = paddle.optimizer.Momentum(0.01, parameters=ours.parameters())
+    x, y = paddle.randn([batch, 3, resolution, resolution]), paddle.randint(0, 1000, [batch])
+
+    def paddle_step():
+        paddle.nn.functional.cross_entropy(ours(x), y).backward()
         optimizer.step()
-        optimizer.zero_grad()
+        optimizer.clear_grad()
 
-    return _rate(step, batch, steps)
+    best = [0.0, 0.0]
+    for _ in range(rounds):
+        best = [max(best[0], _rate(paddle_step, batch, steps)), max(best[1], _rate(torch_step, batch, steps))]
+    return best
 
 
 def _rate(step, batch: int, steps: int) -> float:
-    for _ in range(2):  # warm-up: allocations, kernel choices
-        step()
+    step()  # warm-up: allocations, kernel choices
     start = time.perf_counter()
     for _ in range(steps):
         step()
@@ -106,17 +130,18 @@ def main():
     parser.add_argument("--micronet-checkout", help="a checkout of github.com/liyunsheng13/micronet (needs torch)")
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round (3 rounds per mode)")
     parser.add_argument("--output", default=str(RESULTS / "train_throughput.json"))
     args = parser.parse_args()
     paddle.set_device("cpu")
     rows = []
     for name, spec in networks():
         spec = spec.replace(resolution=args.resolution)
-        before, after = (paddle_rate(spec, args.resolution, args.batch_size, args.steps, unfold)
-                         for unfold in (False, True))
         madds = lwnas.count(spec).macs
-        rows.append({"network": name, "madds": madds, "before": round(before, 1), "after": round(after, 1)})
+        batch = args.batch_size if madds <= LARGE_MADDS else 16
+        before, after = paddle_rates(spec, args.resolution, batch, args.steps)
+        rows.append({"network": name, "madds": madds, "batch": batch, "before": round(before, 1),
+                     "after": round(after, 1)})
         print(f"{name:28s} {madds / 1e6:8.2f}M MAdds  before {before:7.1f}  after {after:7.1f} img/s  "
               f"x{after / before:.2f}", flush=True)
     official = {}
@@ -125,10 +150,11 @@ def main():
 
         torch.set_num_threads(1)
         modules = official_modules(args.micronet_checkout)
-        for name, settings in EVAL_SETTINGS.items():
-            official[name] = round(torch_rate(official_model(modules, settings), args.resolution, args.batch_size,
-                                              args.steps), 1)
-            print(f"{name:28s} official PyTorch {official[name]:7.1f} img/s", flush=True)
+        for name in EVAL_SETTINGS:
+            ours, theirs = versus_official(name, modules, args.resolution, args.batch_size, args.steps)
+            official[name] = {"lwnas": round(ours, 1), "official_pytorch": round(theirs, 1)}
+            print(f"{name:28s} lwnas {ours:7.1f}  official PyTorch {theirs:7.1f} img/s  x{ours / theirs:.2f}",
+                  flush=True)
     by_name = {row["network"]: row for row in rows}
     m2, plain = by_name["micronet_m2"], by_name["micronet_m2_no_shift_max"]
     same_madds = by_name["micro_random_08"]
@@ -138,12 +164,13 @@ def main():
                "m2_vs_micro_random_08_after": round(m2["after"] / same_madds["after"], 3),
                "slower_than_before": [r["network"] for r in rows if r["after"] < 0.95 * r["before"]]}
     if official:
-        summary["m2_vs_official"] = round(m2["after"] / official["micronet_m2"], 3)
+        summary["m2_vs_official"] = round(official["micronet_m2"]["lwnas"] / official["micronet_m2"]["official_pytorch"],
+                                          3)
     print(json.dumps(summary, indent=1))
     write(Path(args.output), {
         "settings": {"resolution": args.resolution, "batch_size": args.batch_size, "steps": args.steps,
                      "threads": 1, "paddle": paddle.__version__},
-        "networks": rows, "official_pytorch": official, "summary": summary})
+        "networks": rows, "versus_official": official, "summary": summary})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import pytest
 import lwnas
 from lwnas import data
 from lwnas.latency import deployable, measure
-from lwnas.train import TrainConfig, TrainingDiverged, _EpochOrder, check_device, seed_everything, train
+from lwnas.train import (TrainConfig, TrainingDiverged, _EpochOrder, check_device, make_optimizer, seed_everything,
+                         train)
 
 from conftest import tiny_spec
 
@@ -211,6 +212,10 @@ def test_an_extended_run_whose_warm_up_appears_resumes():
     with paddle.utils.unique_name.guard():
         history = train(lwnas.build("micronet_m0", 10), *sets, longer, resume=saved)
     assert [h.epoch for h in history] == [1, 2, 3]
+    _, fresh = make_optimizer(lwnas.build("micronet_m0", 10), longer, steps_per_epoch=1)
+    lrs = [fresh.last_lr] + [fresh.step() or fresh.last_lr for _ in range(3)]  # at steps 0 (warm-up), 1, 2, 3
+    assert lrs[1] == pytest.approx(0.001) and history[2].lr == pytest.approx(lrs[3])  # the new schedule's value
+    assert history[1].lr != pytest.approx(lrs[2])  # the old run's epoch 2 ran on its own (shorter) schedule
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
