@@ -164,12 +164,12 @@ def test_resume_with_more_epochs_extends_a_finished_run(trained, arch):
 
 
 def test_readme_deployment_example_gives_lwnas_predicts_probabilities(trained):
-    """The README's deploy.py, run outside lwnas on both export formats, agrees with `lwnas predict`."""
+    """The docs' deploy.py (docs/training.md), run outside lwnas on both export formats, agrees with `lwnas predict`."""
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    script = re.search(r"```python\n(# deploy\.py\n.*?)```", readme, re.S).group(1)
+    page = (Path(__file__).parent.parent / "docs" / "training.md").read_text()
+    script = re.search(r"```python\n(# deploy\.py\n.*?)```", page, re.S).group(1)
     (trained / "deploy.py").write_text(script)
     Image.new("RGB", (61, 45), (30, 200, 90)).save(trained / "x.png")
     predicted = run("predict", "--checkpoint", str(trained), str(trained / "x.png"), "--json", cwd=trained)
