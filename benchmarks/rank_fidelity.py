@@ -9,6 +9,9 @@ time), and the training proxies of proxy_variants.py.
 
     pip install scipy
     python benchmarks/rank_fidelity.py [--reference FILE] [--data PATH] [--space micro|mobile|all] [--json OUT]
+
+With the reference's `repeats` (rank_reference.py --repeat-seed 1), it also prints the noise ceiling: how well
+the reference ranks its own architectures when trained with another seed.
 """
 from __future__ import annotations
 
@@ -80,6 +83,23 @@ def variant_rows(path: Path, archs: list[dict], top: int) -> list[dict]:
     return rows
 
 
+def noise_ceiling(reference: dict, archs: list[dict]) -> dict | None:
+    """The reference trained again with another seed (rank_reference.py --repeat-seed): Kendall tau between the two
+    seeds' rankings of the repeated architectures (no proxy can be expected to rank better) and each network's
+    seed-to-seed difference in top-1 (what a win must exceed)."""
+    repeated = {r["arch_hash"]: r for r in reference.get("repeats", [])}
+    pairs = [(a, repeated[a["arch_hash"]]) for a in archs if a["arch_hash"] in repeated]
+    if len(pairs) < 4:
+        return None
+    first, second = [a["top1"] for a, _ in pairs], [r["top1"] for _, r in pairs]
+    differences = [abs(x - y) for x, y in zip(first, second)]
+    return {"architectures": len(pairs), "seed": pairs[0][1]["seed"],
+            "kendall_tau": float(stats.kendalltau(first, second).statistic),
+            "spearman_rho": float(stats.spearmanr(first, second).statistic),
+            "mean_abs_difference": float(np.mean(differences)), "max_abs_difference": float(np.max(differences)),
+            "per_network": {a["name"]: [a["top1"], r["top1"]] for a, r in pairs}}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--reference", default=str(REFERENCE))
@@ -130,9 +150,17 @@ def main():
         top = next(v for k, v in r.items() if k.startswith("top"))
         print(f"{r['proxy']:32s} {r['architectures']:5d} {r['kendall_tau']:6.3f} {r['spearman_rho']:6.3f} "
               f"{top:6.2f} {r['seconds_per_arch']:8.2f} {r['seconds_per_arch'] / r['reference_seconds_per_arch']:7.4f}")
+    ceiling = noise_ceiling(reference, archs)
+    if ceiling:
+        print(f"noise ceiling: the reference's ranking of its {ceiling['architectures']} repeated architectures "
+              f"against the same training with seed {ceiling['seed']}: tau {ceiling['kendall_tau']:.3f}, rho "
+              f"{ceiling['spearman_rho']:.3f}; top-1 differs by {ceiling['mean_abs_difference']:.2f} points on "
+              f"average, {ceiling['max_abs_difference']:.2f} at most")
+        for name, (first, second) in ceiling["per_network"].items():
+            print(f"  {name:20s} {first:6.2f} {second:6.2f}  {second - first:+.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"architectures": len(archs), "space": args.space, "rows": rows},
-                                              indent=1))
+        Path(args.json).write_text(json.dumps({"architectures": len(archs), "space": args.space, "rows": rows,
+                                               "noise_ceiling": ceiling}, indent=1))
 
 
 if __name__ == "__main__":
