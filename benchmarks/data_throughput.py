@@ -46,8 +46,9 @@ def loader(pipeline: str, root: Path, workers: int):
     import paddle
 
     if pipeline == "lwnas":
-        from lwnas import data
-        from lwnas.train import TrainConfig, loaders
+        from lwnas.train import data
+        from lwnas.train.loop import loaders
+        from lwnas.train.settings import TrainConfig
 
         train_set = data.load(str(root), "train", RESOLUTION, stream=True)
         # torchvision's and paddle.vision's crop scale (8-100% of the area), so both pipelines do the same work

@@ -35,10 +35,13 @@ warnings.filterwarnings("ignore")
 from common import FASHION, RESULTS, RUNS, claim, locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
-from lwnas import checkpoint  # noqa: E402
-from lwnas.search import Search, SearchSettings  # noqa: E402
-from lwnas.splits import load_data, test_set  # noqa: E402
-from lwnas.train import TrainConfig, evaluate, loaders, seed_everything, train  # noqa: E402
+from lwnas.search.settings import SearchSettings  # noqa: E402
+from lwnas.search.study import Search  # noqa: E402
+from lwnas.train import checkpoint  # noqa: E402
+from lwnas.train.devices import seed_everything  # noqa: E402
+from lwnas.train.loop import evaluate, loaders, train
+from lwnas.train.settings import TrainConfig
+from lwnas.train.splits import load_data, test_set  # noqa: E402
 
 OUTPUT = RESULTS / "end_to_end_fashion.json"
 FOLDER = RUNS / "end_to_end"
@@ -92,7 +95,7 @@ def train_final(spec, name: str, seed: int, data) -> tuple:
 
 def test_top1(folder: Path) -> float:
     """Top-1 on the official test split of the network in folder/last.pdckpt (the last epoch: no selection)."""
-    from lwnas.retrain import load_trained
+    from lwnas.train.checkpoint import load_trained
 
     model, state, _ = load_trained(folder / checkpoint.LAST)
     images = test_set(str(FASHION), FINAL, classes=state["classes"])
@@ -100,8 +103,9 @@ def test_top1(folder: Path) -> float:
 
 
 def latencies(folder: Path) -> dict:
-    from lwnas.latency import deployable, measure
-    from lwnas.retrain import load_trained
+    from lwnas.deploy.export import deployable
+    from lwnas.deploy.latency import measure
+    from lwnas.train.checkpoint import load_trained
 
     model, _, _ = load_trained(folder / checkpoint.LAST)
     return {f"{engine}_ms": round(measure(deployable(model), LATENCY_RESOLUTION, 1, runs=30, engine=engine,
@@ -118,7 +122,7 @@ def run_m2(seed: int, data) -> dict:
 def run_search(method: str, seed: int, data) -> dict:
     import optuna
 
-    from lwnas.spec import ArchSpec
+    from lwnas.model.spec import ArchSpec
 
     options = METHODS[method]
     retrain = options["proxy_epochs"] != FINAL.epochs

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 # One config per family, so that every block type runs: all 32 take about 9 minutes on a 2-core CPU.
 CPU_CONFIGS = ["asymmnet_small_x1_0", "fasternet_t0", "micronet_m1", "mobilenetv3_small_x1_0", "mobileone_s0",
                "shufflenet_v1_g3_x1_0", "shufflenet_v2_x1_0"]
@@ -30,8 +29,10 @@ def check_training(spec, args):
     first quarter's. Every step sees the same batch (one-batch epochs): memorizing it is a reliable sign that the
     step works, a falling loss on fresh batches after a few steps is not."""
     import lwnas
-    from lwnas import data
-    from lwnas.train import TrainConfig, seed_everything, train
+    from lwnas.train import data
+    from lwnas.train.devices import seed_everything
+    from lwnas.train.loop import train
+    from lwnas.train.settings import TrainConfig
 
     config = TrainConfig(epochs=args.steps, batch_size=args.batch_size, lr=0.05, warmup_epochs=2,
                          resolution=args.resolution, amp=args.amp, bn_recalibration=1)
@@ -51,7 +52,8 @@ def check_training(spec, args):
 
 
 def check_latency(model, spec, args) -> str:
-    from lwnas.latency import deployable, measure
+    from lwnas.deploy.export import deployable
+    from lwnas.deploy.latency import measure
 
     result = measure(deployable(model), args.resolution, batch_size=1, warmup=3, runs=args.latency_runs)
     assert result.median_ms > 0
@@ -61,8 +63,7 @@ def check_latency(model, spec, args) -> str:
 def check_export(model, spec, args) -> str:
     import paddle
 
-    from lwnas.latency import deployable
-    from lwnas.retrain import export_model
+    from lwnas.deploy.export import deployable, export_model
 
     model = deployable(model)
     x = paddle.randn([2, spec.in_channels, args.resolution, args.resolution])
@@ -78,7 +79,7 @@ def check_export(model, spec, args) -> str:
 
 def main(argv=None) -> int:
     import lwnas
-    from lwnas.train import set_device
+    from lwnas.train.devices import set_device
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--device", default="gpu", help="gpu (default), gpu:N or cpu")

@@ -19,14 +19,14 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
 from rank_reference import locked, write  # noqa: E402  (one results-file protocol for the benchmarks)
 
-import numpy as np  # noqa: E402
-
-from lwnas.build import build  # noqa: E402
-from lwnas.latency import deployable, measure  # noqa: E402
-from lwnas.predictor import LatencyTable, build_table, sample_specs  # noqa: E402
-from lwnas.space import get_space  # noqa: E402
+from lwnas.deploy.export import deployable
+from lwnas.deploy.latency import measure  # noqa: E402
+from lwnas.deploy.predictor import LatencyTable, build_table, sample_specs  # noqa: E402
+from lwnas.model.build import build  # noqa: E402
+from lwnas.search.space_files import get_space  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPACES = ("micro", "mobile")

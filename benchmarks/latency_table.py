@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rank_reference import locked, write  # noqa: E402  (one results-file protocol for the benchmarks)
 
 import lwnas  # noqa: E402
-from lwnas.latency import deployable, measure  # noqa: E402
+from lwnas.deploy.export import deployable
+from lwnas.deploy.latency import measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "results" / "latency_table.json"

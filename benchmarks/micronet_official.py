@@ -17,7 +17,7 @@ import logging
 from common import EVAL_SETTINGS, official_model, official_modules
 
 import lwnas
-from lwnas.published import PUBLISHED
+from lwnas.model.published import PUBLISHED
 
 
 def components(model, modules, torch):

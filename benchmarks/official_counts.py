@@ -204,7 +204,7 @@ def same_order_forward(source, torch):
 
 def mobileone_forward(checkout: Path, torch):
     """Block by block: conv branches, scale branch, skip batch norm, squeeze-excite; then the classifier."""
-    from lwnas.blocks.mobileone import MobileOneConv
+    from lwnas.model.blocks.mobileone import MobileOneConv
 
     module = load_module(checkout / "mobileone.py", "official_mobileone")
     for variant in ("s0", "s1", "s2", "s3", "s4"):

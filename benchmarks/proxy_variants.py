@@ -31,9 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rank_reference import append, locked  # noqa: E402
 
 import lwnas  # noqa: E402
-from lwnas.spec import ArchSpec  # noqa: E402
-from lwnas.splits import load_data  # noqa: E402
-from lwnas.train import TrainConfig, seed_everything, train  # noqa: E402
+from lwnas.model.spec import ArchSpec  # noqa: E402
+from lwnas.train.devices import seed_everything
+from lwnas.train.loop import train  # noqa: E402
+from lwnas.train.settings import TrainConfig
+from lwnas.train.splits import load_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"

@@ -25,8 +25,8 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from lwnas import data  # noqa: E402
-from lwnas.spec import ArchSpec  # noqa: E402
+from lwnas.model.spec import ArchSpec  # noqa: E402
+from lwnas.train import data  # noqa: E402
 from lwnas.zero_cost import scores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,10 +31,12 @@ import numpy as np  # noqa: E402
 from common import FASHION as DATA, RESULTS, RUNS as ALL_RUNS, claim, locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
-from lwnas import checkpoint, data  # noqa: E402
-from lwnas.space import get_space  # noqa: E402
-from lwnas.spec import ArchSpec  # noqa: E402
-from lwnas.train import TrainConfig, seed_everything, train  # noqa: E402
+from lwnas.model.spec import ArchSpec  # noqa: E402
+from lwnas.search.space_files import get_space  # noqa: E402
+from lwnas.train import checkpoint, data  # noqa: E402
+from lwnas.train.devices import seed_everything
+from lwnas.train.loop import train  # noqa: E402
+from lwnas.train.settings import TrainConfig
 
 OUTPUT = RESULTS / "rank_reference_fashion.json"
 RUNS = ALL_RUNS / "rank_reference"

@@ -12,7 +12,7 @@ warnings.filterwarnings("ignore")
 import optuna  # noqa: E402
 
 from lwnas.budget import parse_count  # noqa: E402
-from lwnas.space import get_space  # noqa: E402
+from lwnas.search.space_files import get_space  # noqa: E402
 
 
 def measure(space, budget, shrink, samples, seed=0):

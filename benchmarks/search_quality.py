@@ -28,10 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rank_reference import locked, write  # noqa: E402  (one results-file protocol for the benchmarks)
 
 import lwnas  # noqa: E402
-from lwnas.search import ENCODING, Search, SearchSettings  # noqa: E402
-from lwnas.storage import trained_trials  # noqa: E402
-from lwnas.splits import load_data  # noqa: E402
-from lwnas.train import TrainConfig, seed_everything, train  # noqa: E402
+from lwnas.search.settings import ENCODING, SearchSettings  # noqa: E402
+from lwnas.search.storage import trained_trials  # noqa: E402
+from lwnas.search.study import Search  # noqa: E402
+from lwnas.train.devices import seed_everything
+from lwnas.train.loop import train  # noqa: E402
+from lwnas.train.settings import TrainConfig
+from lwnas.train.splits import load_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
@@ -109,7 +112,8 @@ def remeasure(output: Path):
     and hypervolumes compared across samplers must share one measurement."""
     import optuna
 
-    from lwnas.latency import deployable, measure
+    from lwnas.deploy.export import deployable
+    from lwnas.deploy.latency import measure
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with locked(output) as document:

@@ -18,7 +18,7 @@ import yaml
 from common import RESULTS, write
 
 from lwnas.budget import parse_count
-from lwnas.space import space_from_text, space_path
+from lwnas.search.space_files import space_from_text, space_path
 
 LATER = ("s2", "s3", "s4")
 

@@ -63,7 +63,7 @@ def main():
               "--data", str(DATA), "--output", str(inherited))
     schedule = RUNS / "reference_schedule.yaml"
     schedule.write_text(yaml.safe_dump({"train": REFERENCE.to_dict()}))
-    from lwnas import checkpoint
+    from lwnas.train import checkpoint
 
     last = retrained / checkpoint.LAST
     if not last.exists() or checkpoint.load(last)["epoch"] < REFERENCE.epochs:

@@ -28,13 +28,14 @@ from rank_fidelity import fidelity  # noqa: E402
 from rank_reference import DATA, OUTPUT as REFERENCE, locked, write  # noqa: E402
 from search_quality import PROXY  # noqa: E402
 
-from lwnas import checkpoint  # noqa: E402
-from lwnas.space import get_space  # noqa: E402
-from lwnas.spec import ArchSpec  # noqa: E402
+from lwnas.model.spec import ArchSpec  # noqa: E402
+from lwnas.search.space_files import get_space  # noqa: E402
 from lwnas.supernet.extract import load_supernet  # noqa: E402
 from lwnas.supernet.train import Sandwich, evaluate_subnet, train_supernet  # noqa: E402
-from lwnas.splits import load_data  # noqa: E402
-from lwnas.train import TrainConfig, loaders  # noqa: E402
+from lwnas.train import checkpoint  # noqa: E402
+from lwnas.train.loop import loaders  # noqa: E402
+from lwnas.train.settings import TrainConfig
+from lwnas.train.splits import load_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "supernet_ranking"

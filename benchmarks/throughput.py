@@ -21,10 +21,10 @@ import paddle  # noqa: E402
 import paddle.nn.functional as F  # noqa: E402
 
 import lwnas  # noqa: E402
-from lwnas.blocks.fasternet import PartialConv  # noqa: E402
-from lwnas.blocks.micronet import DynamicShiftMax  # noqa: E402
-from lwnas.blocks.shufflenet import ShuffleV2Unit  # noqa: E402
-from lwnas.latency import measure  # noqa: E402
+from lwnas.deploy.latency import measure  # noqa: E402
+from lwnas.model.blocks.fasternet import PartialConv  # noqa: E402
+from lwnas.model.blocks.micronet import DynamicShiftMax  # noqa: E402
+from lwnas.model.blocks.shufflenet import ShuffleV2Unit  # noqa: E402
 
 
 def naive_shift_max(self, x):

@@ -21,14 +21,13 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
-
 from common import EVAL_SETTINGS, RESULTS, official_model, official_modules, write  # noqa: E402
 
 import lwnas  # noqa: E402
-from lwnas.blocks import common as blocks_common  # noqa: E402
-from lwnas.configs import config_names  # noqa: E402
-from lwnas.space import get_space  # noqa: E402
-from lwnas.spec import ArchSpec  # noqa: E402
+from lwnas.model.blocks import common as blocks_common  # noqa: E402
+from lwnas.model.configs import config_names  # noqa: E402
+from lwnas.model.spec import ArchSpec  # noqa: E402
+from lwnas.search.space_files import get_space  # noqa: E402
 
 RANDOM_PER_SPACE = 3
 UNFOLD = blocks_common.UNFOLD_DEPTHWISE_WORK

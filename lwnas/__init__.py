@@ -1,4 +1,9 @@
-"""lwnas: hardware-aware neural architecture search for lightweight image classifiers, on PaddlePaddle."""
+"""lwnas: hardware-aware neural architecture search for lightweight image classifiers, on PaddlePaddle.
+
+The public API (`lwnas.build`, `lwnas.count`, `lwnas.get_config`, `lwnas.ArchSpec`, ...) is loaded on first use,
+so that commands which never build a network (`lwnas --help`, `lwnas runs`) do not wait for Paddle to import.
+"""
+import importlib
 import os
 import warnings
 
@@ -10,13 +15,28 @@ warnings.filterwarnings("ignore", message="No ccache found")
 # Paddle notes on every BatchNorm in training mode that running statistics are tracked; that is the intent.
 warnings.filterwarnings("ignore", message="When training, we now always track global mean")
 
-from .blocks import BLOCKS, reparameterize  # noqa: E402
-from .build import Network, build
-from .configs import config_names, get_config
-from .cost import Cost, count, count_built
-from .errors import LwnasError, SpecError
-from .spec import ArchSpec, BlockSpec, StageSpec, load_spec
-
-__all__ = ["ArchSpec", "BlockSpec", "StageSpec", "BLOCKS", "Cost", "LwnasError", "Network", "SpecError",
-           "build", "config_names", "count", "count_built", "get_config", "load_spec", "reparameterize"]
 __version__ = "0.1.0"
+
+_API = {  # public name -> the module that defines it (and its name there, where it differs)
+    "BLOCKS": "lwnas.model.blocks", "reparameterize": "lwnas.model.blocks",
+    "Network": "lwnas.model.build", "build": "lwnas.model.build",
+    "config_names": "lwnas.model.configs", "get_config": "lwnas.model.configs",
+    "Cost": "lwnas.model.cost", "count": ("lwnas.model.configs", "count_config"), "count_built": "lwnas.model.cost",
+    "LwnasError": "lwnas.errors", "SpecError": "lwnas.errors",
+    "ArchSpec": "lwnas.model.spec", "BlockSpec": "lwnas.model.spec", "StageSpec": "lwnas.model.spec",
+    "load_spec": "lwnas.model.spec",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        module, attribute = _API[name] if isinstance(_API[name], tuple) else (_API[name], name)
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'lwnas' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

@@ -1,63 +1,25 @@
-"""The live progress line of a search: trial n/N, arch hash, MAdds, epoch/step, loss, accuracy and ETA."""
+"""The live bar inside a training epoch, shared by `lwnas train` and `lwnas search` (tqdm): steps done, loss, rate
+and time left. On a terminal it redraws in place; in a log it writes a line only while an epoch takes longer than
+30 s, so that a long epoch is not silent and a short one adds nothing."""
 from __future__ import annotations
 
-import sys
-import time
 
-from .budget import human
+class EpochBar:
+    def __init__(self, stream):
+        self.stream, self.tty, self.bar = stream, stream.isatty(), None
 
+    def update(self, description: str, step: int, steps: int, loss: float):
+        from tqdm import tqdm
 
-class Progress:
-    """One live line per trial: trial n/N (n without a trial count), arch hash, MAdds, epoch/step, accuracy, ETA."""
+        if self.bar is None:
+            self.bar = tqdm(total=steps, desc=description, unit="step", file=self.stream, leave=False,
+                            mininterval=0.5 if self.tty else 30, delay=0 if self.tty else 30, dynamic_ncols=self.tty)
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix_str(f"loss {loss:.3f}", refresh=False)
+        if step == steps:
+            self.close()
 
-    def __init__(self, total: int | None, stream=None):
-        self.total, self.stream = total, stream or sys.stdout
-        self.tty = self.stream.isatty()
-        self.done, self.started, self.trial_times = 0, time.time(), []
-        self.prefix = ""
-
-    def begin(self, number: int, arch_hash: str, macs: int):
-        count = f"{self.done + 1}/{self.total}" if self.total else f"{self.done + 1}"
-        self.prefix = f"[{count}] trial {number} {arch_hash} {human(macs)} MAdds"
-        self.trial_start = time.time()
-
-    def begin_baseline(self, name: str, arch_hash: str, macs: int):
-        self.prefix = f"[baseline] {name} {arch_hash} {human(macs)} MAdds"
-        self.trial_start = time.time()
-
-    def eta(self, done_fraction: float) -> str:
-        """Time left for the remaining trials: the mean of the trials timed so far (this run's, or the study's
-        earlier ones when resuming), else this trial's pace (`done_fraction` of it in the time since it began).
-        Without a trial count (a compute budget ends the study), the time left in this trial."""
-        elapsed = time.time() - self.trial_start
-        if self.trial_times and self.total:
-            per_trial = sum(self.trial_times) / len(self.trial_times)
-        elif done_fraction > 0:
-            per_trial = elapsed / done_fraction
-        else:
-            return "?"
-        left = (self.total - self.done) * per_trial - elapsed if self.total else per_trial - elapsed
-        return time.strftime("%H:%M:%S" if left >= 3600 else "%M:%S", time.gmtime(max(0, round(left))))
-
-    def step(self, epoch: int, epochs: int, step: int, steps: int, loss: float):
-        if self.tty:
-            self.stream.write(f"\r{self.prefix} | epoch {epoch}/{epochs} step {step}/{steps} loss {loss:.3f} "
-                              f"| ETA {self.eta((epoch - 1 + step / steps) / epochs)}   ")
-            self.stream.flush()
-
-    def epoch(self, epoch: int, epochs: int, top1: float, loss: float):
-        restart = "\r" if self.tty else ""  # overwrite the live step line
-        self.stream.write(f"{restart}{self.prefix} | epoch {epoch}/{epochs} loss {loss:.3f} "
-                          f"val top-1 {top1:.1f}% | ETA {self.eta(epoch / epochs)}\n")
-        self.stream.flush()
-
-    def finish(self, message: str, trained: bool):
-        if trained:
-            self.done += 1
-            self.trial_times.append(time.time() - self.trial_start)
-        self.stream.write(f"{self.prefix} | {message}\n")
-        self.stream.flush()
-
-    def note(self, message: str):
-        self.stream.write(message + "\n")
-        self.stream.flush()
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -80,7 +80,7 @@ def naswot(model, images, labels) -> float:
     import paddle
     import paddle.nn as nn
 
-    from .blocks.micronet import DynamicShiftMax
+    from .model.blocks.micronet import DynamicShiftMax
 
     activations = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.GELU, nn.Swish, nn.Sigmoid, DynamicShiftMax)
     codes = []
@@ -161,9 +161,9 @@ def scores(spec, images, labels, names: list[str] | None = None, seed: int = 0,
 
     import paddle
 
-    from .build import build
-    from .cost import count
-    from .train import seed_everything
+    from .model.build import build
+    from .model.cost import count
+    from .train.devices import seed_everything
 
     cost = count(spec)
     result = {"params": float(cost.params), "madds": float(cost.macs)}

@@ -29,7 +29,7 @@ def kill_after_first_checkpoint(argv: list[str], cwd, folder, timeout: float = 1
     import sys
     import time
 
-    from lwnas import checkpoint
+    from lwnas.train import checkpoint
 
     worker = subprocess.Popen([sys.executable, "-m", "lwnas.cli", *argv], cwd=cwd, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -45,9 +45,10 @@ def checkpoint_top1(folder) -> float:
     """Validation top-1 of the network stored in folder/last.pdckpt, evaluated afresh on the validation images its
     training used (the data set and settings the checkpoint records): what a trial's score must equal."""
     import lwnas
-    from lwnas import checkpoint
-    from lwnas.splits import load_data
-    from lwnas.train import TrainConfig, evaluate, loaders
+    from lwnas.train import checkpoint
+    from lwnas.train.loop import evaluate, loaders
+    from lwnas.train.settings import TrainConfig
+    from lwnas.train.splits import load_data
 
     state = checkpoint.load(folder / checkpoint.LAST)
     config = TrainConfig.from_dict(state["config"])

@@ -4,12 +4,13 @@ saves this rank's trainable weights, before and after, to OUT/rank<R>.npz."""
 import sys
 
 import numpy as np
+from conftest import tiny_spec
 
 import lwnas
-from lwnas import data
-from lwnas.train import TrainConfig, distributed, seed_everything, train
-
-from conftest import tiny_spec
+from lwnas.train import data
+from lwnas.train.devices import distributed, seed_everything
+from lwnas.train.loop import train
+from lwnas.train.settings import TrainConfig
 
 out, images = sys.argv[1], int(sys.argv[2])
 config = TrainConfig(epochs=2, batch_size=13, amp=True, ema_decay=0.99, grad_clip=1.0, bn_recalibration=2)

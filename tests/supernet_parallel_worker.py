@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lwnas import data
-from lwnas.space import get_space
+from lwnas.search.space_files import get_space
 from lwnas.supernet import Supernet
 from lwnas.supernet.train import Sandwich, sandwich_loss
-from lwnas.train import TrainConfig, distributed, seed_everything, train
+from lwnas.train import data
+from lwnas.train.devices import distributed, seed_everything
+from lwnas.train.loop import train
+from lwnas.train.settings import TrainConfig
 
 out = Path(sys.argv[1])
 config = TrainConfig(epochs=1, batch_size=8, bn_recalibration=1)

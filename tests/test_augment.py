@@ -4,9 +4,10 @@ import numpy as np
 import paddle
 import pytest
 
-from lwnas.augment import OPERATIONS, mix_batch, rand_augment
-from lwnas.data import synthetic
-from lwnas.train import TrainConfig, train
+from lwnas.train.augment import OPERATIONS, mix_batch, rand_augment
+from lwnas.train.data import synthetic
+from lwnas.train.loop import train
+from lwnas.train.settings import TrainConfig
 
 
 def _image(seed=0):
@@ -24,9 +25,9 @@ def test_rand_augment_is_a_function_of_its_generator():
 
 
 def test_every_operation_keeps_the_image_valid():
-    from lwnas.augment import _operations
-
     from PIL import Image
+
+    from lwnas.train.augment import _operations
 
     pil = Image.fromarray(_image(1))
     for name, operation in _operations().items():

@@ -3,11 +3,11 @@ weight and learns a batch."""
 import numpy as np
 import paddle
 import pytest
+from conftest import tiny_spec
 
 import lwnas
 from lwnas import ArchSpec
-
-from conftest import tiny_spec
+from lwnas.model.cost import trace
 
 MICRO = dict(type="micro_block", reduction=8)
 VARIANTS = {
@@ -61,7 +61,7 @@ def test_block_shapes_and_gradients(variant):
     # the feature map each block produces has the shape the analytic trace predicts
     body = paddle.nn.Sequential(*model.layers[:-1])
     model.eval()
-    predicted = lwnas.cost.trace(spec)[-2].out_shape
+    predicted = trace(spec)[-2].out_shape
     assert tuple(body(x).shape[1:]) == predicted
 
 
@@ -97,7 +97,7 @@ def test_micronet_stem_and_head():
 
 def test_dynamic_shift_max_shift_matches_official_index():
     """The roll-based circular shift equals the official gather index: group g+1, channel c+1 (mod)."""
-    from lwnas.blocks.micronet import DynamicShiftMax
+    from lwnas.model.blocks.micronet import DynamicShiftMax
 
     groups, channels = 4, 12
     layer = DynamicShiftMax(channels, groups, reduction=4, branches=1, init_a=(0.0, 0.0), init_b=(1.0, 0.0))
@@ -114,7 +114,7 @@ def test_dynamic_shift_max_shift_matches_official_index():
 def test_dynamic_shift_max_computes_the_papers_function(branches):
     """The deployed-fast layout (3-D tensors, one split) computes max_j(a_j x + b_j shift(x)) with a, b from
     the squeeze FC, written out in NumPy the plain way; as the 5-D version it replaced did (to 1e-6)."""
-    from lwnas.blocks.micronet import DynamicShiftMax
+    from lwnas.model.blocks.micronet import DynamicShiftMax
 
     paddle.seed(3)
     b, c, g, h, w = 2, 24, 4, 5, 7
@@ -151,7 +151,7 @@ def test_num_classes_override():
 
 def test_dynamic_shift_max_coefficients_are_a_buffer_that_follows_the_layer():
     """Its initial coefficients (a1, b1, a2, b2) belong to the layer: in state_dict, and cast with it."""
-    from lwnas.blocks.micronet import DynamicShiftMax
+    from lwnas.model.blocks.micronet import DynamicShiftMax
 
     layer = DynamicShiftMax(16, groups=4, reduction=4, branches=2, init_a=[1.0, 0.5], init_b=[0.0, 0.5])
     assert [float(v) for v in layer.state_dict()["init"].flatten()] == [1.0, 0.0, 0.5, 0.5]

@@ -3,7 +3,7 @@ import paddle
 import pytest
 
 import lwnas
-from lwnas.published import PUBLISHED
+from lwnas.model.published import PUBLISHED
 
 TOLERANCE = 0.03
 

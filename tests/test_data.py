@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lwnas import data
 from lwnas.errors import LwnasError
+from lwnas.train import data
 
 
 def _cifar_tarball(path, classes=10):
@@ -37,8 +37,8 @@ def test_cifar_tarball(tmp_path):
 
 
 def test_validation_is_held_out_of_the_training_images_never_the_test_split(tmp_path):
-    from lwnas.splits import load_data, test_set
-    from lwnas.train import TrainConfig
+    from lwnas.train.settings import TrainConfig
+    from lwnas.train.splits import load_data, test_set
 
     path = tmp_path / "cifar-10-python.tar.gz"
     _cifar_tarball(path)  # 5 batches x [0, 1, 2, 3]: 5 images per class in train
@@ -183,8 +183,9 @@ def _varied_set(root, layout, per_class=6):
 def test_streamed_sets_train_in_the_in_memory_order(tmp_path, layout):
     """The same images read per batch from disk: same labels in the same seeded order as the decoded set,
     batches of the target size, and the same validation images (short side to res/0.875, centre crop)."""
-    from lwnas.splits import load_data
-    from lwnas.train import TrainConfig, loaders
+    from lwnas.train.loop import loaders
+    from lwnas.train.settings import TrainConfig
+    from lwnas.train.splits import load_data
 
     root = _varied_set(tmp_path, layout)
     config = TrainConfig(batch_size=8, resolution=24, seed=3)
@@ -212,7 +213,8 @@ def test_a_corrupt_image_in_a_streamed_set_is_named_or_skipped(tmp_path):
 def test_an_image_that_fails_to_decode_mid_epoch_is_replaced_with_a_warning(tmp_path, capfd):
     """A header that parses over truncated pixel data is found only when decoded, inside a loader worker: the
     batch keeps its size with the next image in its place, and the file is named on stderr."""
-    from lwnas.train import TrainConfig, loaders
+    from lwnas.train.loop import loaders
+    from lwnas.train.settings import TrainConfig
 
     root = _varied_set(tmp_path, "folder", per_class=2)
     broken = root / "train" / "cat" / "0.jpg"
@@ -227,8 +229,8 @@ def test_an_image_that_fails_to_decode_mid_epoch_is_replaced_with_a_warning(tmp_
 
 
 def test_validation_folder_labels_follow_the_training_classes_by_name(tmp_path):
-    from lwnas.splits import load_data
-    from lwnas.train import TrainConfig
+    from lwnas.train.settings import TrainConfig
+    from lwnas.train.splits import load_data
 
     colours = {"ant": (255, 0, 0), "bee": (0, 255, 0), "cat": (0, 0, 255)}
     for name, colour in colours.items():
@@ -243,8 +245,8 @@ def test_validation_folder_labels_follow_the_training_classes_by_name(tmp_path):
 
 
 def test_a_folder_of_class_folders_is_split_and_one_class_is_refused(tmp_path):
-    from lwnas.splits import load_data
-    from lwnas.train import TrainConfig
+    from lwnas.train.settings import TrainConfig
+    from lwnas.train.splits import load_data
 
     for i in range(10):
         _image(tmp_path / "only" / f"{i}.png", (i, 0, 0))

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import checkpoint_top1
 
 ARGS = ["search", "--flops-budget", "12M", "--seed", "0", "--study", "shared", "--epochs", "2",
@@ -103,7 +102,7 @@ def _open_together(url, folder, processes=4):
     each imports lwnas, says it is ready and waits; all are released at once. Returns (exit code, output) per
     process; the first line of each output is the time it was released."""
     go = folder / "go"
-    code = ("import os, sys, time; from lwnas.storage import open_storage; from lwnas.claims import ArchClaims\n"
+    code = ("import os, sys, time; from lwnas.search.storage import open_storage; from lwnas.search.claims import ArchClaims\n"
             "open(f'{sys.argv[2]}.ready.{os.getpid()}', 'w').close()\n"
             "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
             "print(time.time(), flush=True)\n"

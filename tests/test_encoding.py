@@ -3,11 +3,12 @@ decoding). With --shrink, an over-budget draft is rejected and its shrunk networ
 import optuna
 import pytest
 
-from lwnas.cost import count
 from lwnas.errors import SpecError
-from lwnas.search import Search, SearchSettings
-from lwnas.space import get_space
-from lwnas.train import TrainConfig
+from lwnas.model.cost import count
+from lwnas.search.settings import SearchSettings
+from lwnas.search.space_files import get_space
+from lwnas.search.study import Search
+from lwnas.train.settings import TrainConfig
 
 
 def _draw_many(tmp_path, budget, samples, sampler, shrink=False):

@@ -4,13 +4,12 @@ import numpy as np
 import onnxruntime
 import paddle
 import pytest
+from conftest import tiny_spec
+from test_blocks import MICRO, VARIANTS
 
 import lwnas
 from lwnas import ArchSpec
-from lwnas.retrain import export_model
-
-from conftest import tiny_spec
-from test_blocks import MICRO, VARIANTS
+from lwnas.deploy.export import export_model
 
 MICRONET_ENDS = tiny_spec([dict(MICRO, out=12, expand=[2, 2], pw1_groups=[0, 6], pw2_groups=[2, 2], dy=[2, 2, 1])],
                           stem=[{"type": "micro_stem", "groups": [3, 2]}],
@@ -54,7 +53,7 @@ def test_export_computes_what_the_network_computes(variant, tmp_path):
 
 def test_export_restores_the_fast_shuffle_and_rejects_unknown_formats(tmp_path):
     """The portable shuffle is for tracing the export only; the network trains with Paddle's fused op after."""
-    from lwnas.blocks import common
+    from lwnas.model.blocks import common
 
     spec = ArchSpec.from_dict(SPECS["shufflenet_v2"])
     export_model(lwnas.build(spec), spec, tmp_path, "onnx")

@@ -1,11 +1,11 @@
-"""The unfolded depthwise convolution (lwnas.blocks.common.Conv2D) computes what Paddle's conv op computes: the
+"""The unfolded depthwise convolution (lwnas.model.blocks.common.Conv2D) computes what Paddle's conv op computes: the
 same outputs and the same gradients for the input, the weight and the bias, on the shapes MicroNet trains on."""
 import numpy as np
 import paddle
 import pytest
 
 import lwnas
-from lwnas.blocks.common import Conv2D
+from lwnas.model.blocks.common import Conv2D
 
 # (input shape, out channels, kernel, stride, padding, bias): depthwise on 1x1 and 2x2 maps, strided, a channel
 # multiplier of 2 (MicroNet's spatially separable expansion), a bias (MobileOne's folded conv)

@@ -13,9 +13,10 @@ import numpy as np
 import optuna
 import paddle
 
-from lwnas import checkpoint
-from lwnas.search import Search, SearchSettings
-from lwnas.train import TrainConfig
+from lwnas.search.settings import SearchSettings
+from lwnas.search.study import Search
+from lwnas.train import checkpoint
+from lwnas.train.settings import TrainConfig
 
 SCHEDULE = TrainConfig(epochs=3, batch_size=20, val_split=0.2)
 
@@ -134,12 +135,22 @@ def test_a_killed_trial_continues_from_its_last_checkpoint(tmp_path):
 
 def test_the_time_limit_stops_a_trial_that_the_same_command_continues(tmp_path):
     """A trial still training at the time limit is stopped at the end of an epoch and queued; the same command
-    then continues it from that epoch's checkpoint."""
+    then continues it from that epoch's checkpoint. The first trial is queued (a network under the budget), so the
+    limit falls inside its training, however slow the machine."""
+    from lwnas.search.space_files import get_space
+
     data = _tarball(tmp_path / "data.tar.gz")
     schedule = TrainConfig(epochs=60, batch_size=20, val_split=0.2)
-    study = _search(tmp_path, data, trials=1, pruner="none", time_limit=8, proxy=schedule)
+    settings = SearchSettings(budget=12_000_000, data=str(data), runs_dir=str(tmp_path / "runs"), study="s",
+                              latency_runs=2, trials=1, pruner="none", time_limit=3, proxy=schedule)
+    search = Search(settings)
+    search.load_data()
+    first = get_space("micro").random_sample(np.random.default_rng(0), 10, settings.budget)
+    search.open_study().enqueue_trial(first.params)
+    study = search.run()
     cut = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.FAIL]
     assert len(cut) == 1 and "time limit" in cut[0].user_attrs["error"] and not _finished(study)
+    assert cut[0].user_attrs["arch_hash"] == first.spec.replace(num_classes=10).arch_hash
     reached = len(cut[0].user_attrs["history"])
     assert 1 <= reached < 60
     study = _search(tmp_path, data, trials=1, pruner="none", proxy=schedule)

@@ -76,7 +76,7 @@ def test_spaces_are_listed_with_their_madds_range(capsys):
 
 
 def test_train_help_names_every_recipe(capsys):
-    from lwnas.recipes import RECIPES
+    from lwnas.train.recipes import RECIPES
 
     try:
         main(["train", "--help"])

@@ -7,12 +7,13 @@ import sys
 import optuna
 import pytest
 
+from lwnas.deploy.predictor import LatencyTable, block_rows, build_table, sample_specs
 from lwnas.errors import LwnasError
-from lwnas.predictor import LatencyTable, block_rows, build_table, sample_specs
-from lwnas.results import show_study
-from lwnas.search import Search, SearchSettings
-from lwnas.space import get_space
-from lwnas.train import TrainConfig
+from lwnas.search.results import show_study
+from lwnas.search.settings import SearchSettings
+from lwnas.search.space_files import get_space
+from lwnas.search.study import Search
+from lwnas.train.settings import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -89,5 +90,5 @@ def test_a_search_on_predicted_latency_times_its_front_for_real(tmp_path, table_
     other_path = tmp_path / "other.json"
     other.save(other_path)
     settings.latency_engine = f"predict:{other_path}"
-    with pytest.raises(LwnasError, match="latency_table_sha256 differ"):
+    with pytest.raises(LwnasError, match="latency_table_sha256: changed"):
         Search(settings).open_study()

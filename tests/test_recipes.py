@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import lwnas
-from lwnas.data import Augmented, ImageSet
 from lwnas.errors import LwnasError
-from lwnas.recipes import recipe_settings
-from lwnas.train import TrainConfig, _param_groups
+from lwnas.train.data import Augmented, ImageSet
+from lwnas.train.loop import _param_groups
+from lwnas.train.recipes import recipe_settings
+from lwnas.train.settings import TrainConfig
 
 
 def test_the_micronet_recipe_follows_the_official_scripts():
@@ -48,7 +49,7 @@ def test_the_mobileone_and_fasternet_recipes_follow_their_sources():
 def test_weight_decay_follows_a_cosine_and_the_optimizer_applies_it():
     import paddle
 
-    from lwnas.train import _anneal_weight_decay
+    from lwnas.train.loop import _anneal_weight_decay
 
     config = TrainConfig(weight_decay=1e-2, weight_decay_end=1e-3, lr=1.0, momentum=0.0)
     weight = paddle.create_parameter([1], "float32", default_initializer=paddle.nn.initializer.Constant(1.0))
@@ -76,7 +77,8 @@ def test_train_takes_a_recipe_and_flags_override_it(tmp_path):
     assert config["weight_decay"] == 3e-5 and config["decay_norm_and_bias"] and config["crop_scale"] == 0.08
     bad = subprocess.run([sys.executable, "-m", "lwnas.cli", "train", "--arch", "micronet_m1", "--recipe", "nope"],
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "unknown recipe 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "--recipe: invalid choice: 'nope' (choose from 'fasternet', 'micronet', " \
+        "'mobileone')" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_weight_decay_reaches_norm_and_bias_parameters_only_when_asked():
@@ -109,8 +111,8 @@ def test_a_resumed_run_anneals_weight_decay_as_the_uninterrupted_one(tmp_path):
     """The coefficient is set before each step, so the first step after a resume uses the annealed value too."""
     import paddle
 
-    from lwnas.data import synthetic
-    from lwnas.train import train
+    from lwnas.train.data import synthetic
+    from lwnas.train.loop import train
 
     sets = synthetic(32, 32, seed=0), synthetic(16, 32, seed=1)
     config = TrainConfig(epochs=3, batch_size=16, weight_decay=0.05, weight_decay_end=1e-4, label_smoothing=0.0)

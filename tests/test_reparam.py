@@ -1,10 +1,9 @@
 """MobileOne structural re-parameterization is exact."""
 import paddle
+from conftest import tiny_spec
 
 import lwnas
 from lwnas import ArchSpec
-
-from conftest import tiny_spec
 
 
 def _randomize_batch_norms(model):

@@ -8,13 +8,12 @@ import numpy as np
 import paddle
 import pytest
 import yaml
+from conftest import kill_after_first_checkpoint, tiny_spec
 from PIL import Image
 
-from lwnas import checkpoint
 from lwnas.errors import LwnasError
-from lwnas.retrain import load_trained
-
-from conftest import kill_after_first_checkpoint, tiny_spec
+from lwnas.train import checkpoint
+from lwnas.train.checkpoint import load_trained
 
 ARGS = ["--epochs", "3", "--train-subset", "640", "--val-subset", "64", "--batch-size", "16", "--seed", "1"]
 
@@ -119,7 +118,7 @@ def test_export_round_trip(trained):
     result = run("export", "--checkpoint", str(trained), "--output", "exported", cwd=trained)
     assert result.returncode == 0, result.stderr
     model, _, spec = load_trained(trained)
-    from lwnas.latency import deployable
+    from lwnas.deploy.export import deployable
 
     x = paddle.randn([2, 3, spec.resolution, spec.resolution])
     expected = model(x).numpy()
@@ -202,8 +201,8 @@ def test_onnx_export_without_paddle2onnx_says_how_to_install_it_and_writes_nothi
 def test_a_model_trained_at_32_px_is_exported_at_32_px_and_predicts_what_eval_measured(tmp_path):
     """MicroNet-M0's spec says 224 px; trained on synthetic data at 32 px, its export takes 32 px images
     (preprocess.json says so) and classifies the validation images exactly as `lwnas eval` scored them."""
-    from lwnas import data
-    from lwnas.train import TrainConfig
+    from lwnas.train import data
+    from lwnas.train.settings import TrainConfig
 
     result = run("train", "--arch", "micronet_m0", "--output", "run", "--epochs", "1", "--train-subset", "128",
                  "--val-subset", "64", cwd=tmp_path)

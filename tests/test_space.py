@@ -6,7 +6,7 @@ import pytest
 import lwnas
 from lwnas.budget import parse_count
 from lwnas.errors import LwnasError, SpecError
-from lwnas.space import get_space, space_from_dict, space_names
+from lwnas.search.space_files import get_space, space_from_dict, space_names
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -3,11 +3,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import tiny_spec
 
 import lwnas
 from lwnas import ArchSpec, SpecError
-
-from conftest import tiny_spec
 
 
 @pytest.mark.parametrize("name", lwnas.config_names())

@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
+from conftest import kill_after_first_checkpoint
 
 import lwnas
-from lwnas import checkpoint
-from lwnas.predictor import sample_specs
-from lwnas.space import get_space
-from lwnas.blocks.common import shuffle_channels, shuffle_order
+from lwnas.deploy.predictor import sample_specs
+from lwnas.model.blocks.common import shuffle_channels, shuffle_order
+from lwnas.search.space_files import get_space
 from lwnas.supernet import Supernet, SupernetError
 from lwnas.supernet.train import Sandwich, sandwich_loss
-
-from conftest import kill_after_first_checkpoint
+from lwnas.train import checkpoint
 
 TINY_SPACE = """
 name: tiny
@@ -100,7 +99,7 @@ def test_a_subnet_learns_through_the_supernet_as_the_same_network_alone(supernet
     channels x kernel for convolutions, Xavier for linear layers). With every 2-D bank He-initialised on its
     fan-in instead, Dynamic Shift-Max's coefficients saturate and M0's loss stays at 2.13 / 2.23 (bank seeds 0 / 1)
     against 1.48 alone; MobileNetV3, with Dynamic Shift-Max nowhere, learnt either way."""
-    from lwnas import data
+    from lwnas.train import data
 
     name, tolerance = NAMED_SUBNET[supernet.space.name]
     spec = lwnas.get_config(name).replace(num_classes=10)  # fed 32 px images
@@ -119,7 +118,7 @@ def test_sandwich_steps_under_a_tight_budget_draw_networks_that_fit(supernet):
     """A budget of three times the smallest network (6.2M MAdds in `micro`, where 0.04% of uniform draws fit):
     every step draws its random subnets under it, shrunk toward it (uniform redraws gave up within the first
     steps)."""
-    from lwnas.cost import count
+    from lwnas.model.cost import count
     from lwnas.supernet.train import _check_budget
 
     budget = 3 * count(supernet.smallest).macs
@@ -231,7 +230,7 @@ def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
     assert "inherited top-1" in extracted.stdout
 
     from lwnas.supernet.extract import load_supernet
-    from lwnas.retrain import load_trained
+    from lwnas.train.checkpoint import load_trained
 
     supernet, _ = load_supernet(tmp_path / "sn")
     model, _, _ = load_trained(tmp_path / "net")
@@ -258,7 +257,7 @@ def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
 def test_search_over_a_supernet_stores_trials_like_a_search_and_resumes(tmp_path):
     import optuna
 
-    from lwnas.storage import trained_trials
+    from lwnas.search.storage import trained_trials
 
     _tiny_supernet(tmp_path)
     search = ["search", "--space", "tiny.yaml", "--flops-budget", "1M", "--supernet", "sn", "--study", "s"]

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_spec
 
 import lwnas
-from lwnas import data
-from lwnas.latency import deployable, measure
-from lwnas.train import (TrainConfig, TrainingDiverged, _EpochOrder, check_device, make_optimizer, seed_everything,
-                         train)
-
-from conftest import tiny_spec
+from lwnas.deploy.export import deployable
+from lwnas.deploy.latency import measure
+from lwnas.train import data
+from lwnas.train.devices import check_device, seed_everything
+from lwnas.train.loop import TrainingDiverged, _EpochOrder, make_optimizer, train
+from lwnas.train.settings import TrainConfig
 
 SPEC = tiny_spec([{"type": "inverted_residual", "out": 24, "expand": 48, "stride": 2},
                   {"type": "inverted_residual", "out": 24, "expand": 72}])
@@ -163,7 +164,7 @@ def test_batch_norm_recalibration_uses_exact_statistics_of_the_current_weights()
     mean of the batch statistics, computed with dropout off, and leaves momentum and mode as they were."""
     import paddle
 
-    from lwnas.train import recalibrate_batch_norm
+    from lwnas.train.loop import recalibrate_batch_norm
 
     conv, norm = paddle.nn.Conv2D(3, 4, 1), paddle.nn.BatchNorm2D(4)
     model = paddle.nn.Sequential(paddle.nn.Dropout(0.5), conv, norm)
@@ -186,7 +187,8 @@ def test_short_runs_leave_the_warm_up():
     0.1. Capped at a quarter of the run, it peaks after half an epoch."""
     import paddle
 
-    from lwnas.train import make_optimizer, warmup_epochs
+    from lwnas.train.loop import make_optimizer
+    from lwnas.train.settings import warmup_epochs
 
     config = TrainConfig(epochs=2, warmup_epochs=3.0, lr=0.1)
     assert warmup_epochs(config) == 0.5 and warmup_epochs(TrainConfig(epochs=100, warmup_epochs=3.0)) == 3.0

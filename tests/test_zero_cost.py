@@ -3,11 +3,11 @@ finite, repeatable under a seed."""
 import numpy as np
 import paddle
 import pytest
+from conftest import tiny_spec
 
 import lwnas
-from lwnas import data, zero_cost
-
-from conftest import tiny_spec
+from lwnas import zero_cost
+from lwnas.train import data
 
 
 def _linear(*shapes, relu=False):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import checkpoint
 from ..errors import LwnasError
-from ..space import space_from_text
-from ..spec import ArchSpec
-from ..train import TrainConfig
+from ..model.spec import ArchSpec
+from ..search.space_files import space_from_text
+from ..train import checkpoint
+from ..train.settings import TrainConfig
 from .network import Supernet
 
 
@@ -35,8 +35,8 @@ def extract(supernet: Supernet, state: dict, spec: ArchSpec, data: str, output: 
     """Write `spec` with its inherited weights (batch-norm statistics re-estimated on `batches` training batches of
     `data`) as a run folder: spec.yaml, classes.json, config.json and the best checkpoint of `lwnas.build(spec)`.
     Returns the subnet's top-1/top-5 on the data's validation split."""
-    from ..splits import load_data
-    from ..train import loaders
+    from ..train.loop import loaders
+    from ..train.splits import load_data
     from .train import evaluate_subnet
 
     config = TrainConfig.from_dict(state["config"], "the supernet's stored settings")

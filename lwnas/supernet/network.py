@@ -16,12 +16,12 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from ..blocks import BLOCKS
-from ..build import Network
-from ..cost import Tally
 from ..errors import LwnasError
-from ..space import SearchSpace
-from ..spec import ArchSpec
+from ..model.blocks import BLOCKS
+from ..model.build import Network
+from ..model.cost import Tally
+from ..model.spec import ArchSpec
+from ..search.space import SearchSpace
 from .routing import ROUTERS, route
 from .sharing import Candidate, bank_key, candidates, maximal
 

@@ -29,8 +29,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from ..blocks.common import shuffle_order
-from ..blocks.micronet import ChannelShuffle, DynamicShiftMax, Sequence
+from ..model.blocks.common import shuffle_order
+from ..model.blocks.micronet import ChannelShuffle, DynamicShiftMax, Sequence
 
 SPREAD = 8  # room per channel for a depthwise channel multiplier (MicroNet's are at most 6)
 

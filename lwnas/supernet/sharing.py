@@ -29,8 +29,8 @@ import functools
 import itertools
 from dataclasses import dataclass
 
-from ..blocks import BLOCKS
-from ..spec import BlockSpec
+from ..model.blocks import BLOCKS
+from ..model.spec import BlockSpec
 
 # per block type: parameter -> "max" (shared; larger values read more), "min" (shared; smaller values read more),
 # "free", or "switch" (free, but zero removes a layer). Parameters not listed are separate.

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LwnasError
-from ..space import SearchSpace
-from ..train import TrainConfig, evaluate, recalibrate_batch_norm
+from ..search.space import SearchSpace
+from ..train.loop import evaluate, recalibrate_batch_norm
+from ..train.settings import TrainConfig
 from .network import Supernet
 
 
@@ -80,7 +81,7 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
                    from_disk: bool | None = None):
     """Train the supernet of `space` into the run folder `output` (or resume it); each epoch reports the largest
     subnet's top-1 (the run's top-1) and the smallest's."""
-    from ..retrain import train_folder
+    from ..train.runs import train_folder
 
     smallest: dict[str, float] = {}
 
@@ -106,7 +107,7 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
 def _check_budget(supernet: Supernet, sandwich: Sandwich):
     """Before the first step: the budget must admit the space's smallest network (counted with the data's classes),
     and random draws shrunk toward it must land under it, or training would stop at its first draw."""
-    from ..cost import count
+    from ..model.cost import count
 
     if sandwich.budget is None:
         return
