@@ -36,6 +36,7 @@ from .storage import (check_study_name, fail_stale, is_trained, open_storage, ra
                       trained_trials)
 
 PRESCREEN_BATCH = 64  # training images a zero-cost score sees
+REPEATS_TO_STOP = 50  # feasible draws in a row that the study already holds: the space is (nearly) exhausted
 PRUNE_REASONS = {"sha": "is not among the best at this rung of successive halving",
                  "hyperband": "is not among the best at this rung of its Hyperband bracket",
                  "median": "is below the median of earlier trials", "none": ""}
@@ -210,6 +211,7 @@ class Search:
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
         self.train_baselines(study)
         attempts = max(1000, 300 * (settings.trials or 10))  # a rejected draft costs milliseconds
+        self.repeats = 0  # feasible samples in a row that the study already holds
         self.trained_so_far = self.trained(study)
         self.target = settings.until_total or (self.trained_so_far + settings.trials if settings.trials else 10 ** 9)
         self.deadline = time.time() + settings.time_limit if settings.time_limit else None
@@ -218,6 +220,10 @@ class Search:
             self.trained_so_far = self.trained(study)
             if self.interrupted or self.timed_out or self.trained(study) >= self.target or \
                     self._attempts >= attempts or self.budget_spent(study) or self.past_deadline():
+                study.stop()
+            elif self.repeats >= REPEATS_TO_STOP:
+                self.progress.note(f"stopping: the last {self.repeats} networks drawn are all in the study already "
+                                   f"(a small space, or a budget that admits few networks)")
                 study.stop()
             elif self.stats["failed"] >= max(3, settings.trials or 3):
                 self.progress.note(f"stopping: {self.stats['failed']} trials failed (see their 'error' attribute "
@@ -356,9 +362,11 @@ class Search:
         same = claim_architecture(self.claims, trial, spec.arch_hash)
         if same is not None:
             self.stats["duplicates"] += 1
+            self.repeats += 1
             trial.set_user_attr("duplicate_of", same.number)
             raise Duplicate(f"architecture {spec.arch_hash} is trial {same.number}'s")
 
+        self.repeats = 0
         self.slots.reserve(trial, spec.arch_hash, self.target)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process trained it
         cost = count(spec)
