@@ -1,6 +1,7 @@
 """What the benchmark scripts share: where the real data and results live, the one results-file protocol (a JSON
-document read and written under a file lock, written atomically, with jobs claimed by live processes), and the
-authors' PyTorch MicroNet built from a checkout of their code."""
+document read and written under a file lock, written atomically, with jobs claimed by live processes), the
+reference ranking's schedule, rank agreement, and the authors' PyTorch MicroNet built from a checkout of their
+code."""
 from __future__ import annotations
 
 import contextlib
@@ -11,10 +12,19 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+from lwnas.train.settings import TrainConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "runs"
+REFERENCE_FILE = RESULTS / "rank_reference_fashion.json"
+# The reference ranking's schedule (rank_reference.py): 15 epochs on 12,000 training images (a fifth of the
+# official 60,000, drawn by seed 0), evaluated on the official 10,000 test images.
+REFERENCE = TrainConfig(epochs=15, batch_size=64, lr=0.1, warmup_epochs=0.5, resolution=32, train_subset=12_000,
+                        seed=0, bn_recalibration=16)
+# The 3-epoch proxy of search_quality.py, the unit supernet_ranking.py states its cost in.
+PROXY = TrainConfig(epochs=3, train_subset=2000, val_subset=2000)
 
 
 @contextlib.contextmanager
@@ -88,3 +98,26 @@ def official_model(modules, settings):
                       INIT_A=list(init_a), INIT_B=list(init_b), REDUCTION=8)))
     with contextlib.redirect_stdout(io.StringIO()):  # the official constructors print per layer
         return modules.micronet.MicroNet(cfg).eval()
+
+
+def append(path: Path, key: str, entry: dict, fresh: dict) -> dict:
+    """Append `entry` to the file's list `key` under the lock (re-read first: another process may have appended
+    meanwhile); `fresh` is the document to start from when there is no file yet. Returns the new document."""
+    with locked(path) as document:
+        document = document or fresh
+        document.setdefault(key, []).append(entry)
+        write(path, document)
+    return document
+
+
+def fidelity(proxy: list[float], truth: list[float], top: int) -> dict:
+    """Rank agreement of `proxy` with `truth` (higher is better for both): Kendall tau, Spearman rho (scipy),
+    top-k overlap."""
+    import numpy as np
+    from scipy import stats
+
+    tau = stats.kendalltau(proxy, truth).statistic
+    rho = stats.spearmanr(proxy, truth).statistic
+    best_by_proxy = set(np.argsort(proxy)[-top:])
+    best = set(np.argsort(truth)[-top:])
+    return {"kendall_tau": float(tau), "spearman_rho": float(rho), f"top{top}_overlap": len(best_by_proxy & best) / top}

@@ -12,15 +12,13 @@ results file one at a time, so a stopped run resumes. Run it on an idle machine:
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from rank_reference import locked, write  # noqa: E402  (one results-file protocol for the benchmarks)
+from common import locked, write  # noqa: E402
 
 from lwnas.deploy.export import deployable
 from lwnas.deploy.latency import measure  # noqa: E402

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rank_reference import locked, write  # noqa: E402  (one results-file protocol for the benchmarks)
+from common import locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.deploy.export import deployable

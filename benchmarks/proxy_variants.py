@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rank_reference import append, locked  # noqa: E402
+from common import append, locked  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.model.spec import ArchSpec  # noqa: E402

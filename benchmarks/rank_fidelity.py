@@ -23,6 +23,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
+from common import fidelity  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from lwnas.model.spec import ArchSpec  # noqa: E402
@@ -37,15 +38,6 @@ EARLY_EPOCHS = (1, 2, 3, 5)
 # The published vote (Abdelfattah et al., "Zero-cost proxies for lightweight NAS"): the three scores' ranks
 # averaged, fixed before looking at our reference so that it is not fitted to it.
 VOTE = ("synflow", "jacob_cov", "snip")
-
-
-def fidelity(proxy: list[float], truth: list[float], top: int) -> dict:
-    """Rank agreement of `proxy` with `truth` (higher is better for both)."""
-    tau = stats.kendalltau(proxy, truth).statistic
-    rho = stats.spearmanr(proxy, truth).statistic
-    best_by_proxy = set(np.argsort(proxy)[-top:])
-    best = set(np.argsort(truth)[-top:])
-    return {"kendall_tau": float(tau), "spearman_rho": float(rho), f"top{top}_overlap": len(best_by_proxy & best) / top}
 
 
 def extrapolated(history: list[dict], epoch: int) -> float:

@@ -28,7 +28,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
-from common import FASHION as DATA, RESULTS, RUNS as ALL_RUNS, claim, locked, write  # noqa: E402
+from common import FASHION as DATA, REFERENCE, REFERENCE_FILE, RUNS as ALL_RUNS, append, claim, locked  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.model.spec import ArchSpec  # noqa: E402
@@ -36,14 +36,9 @@ from lwnas.search.space_files import get_space  # noqa: E402
 from lwnas.train import checkpoint, data  # noqa: E402
 from lwnas.train.devices import seed_everything
 from lwnas.train.loop import train  # noqa: E402
-from lwnas.train.settings import TrainConfig
 
-OUTPUT = RESULTS / "rank_reference_fashion.json"
+OUTPUT = REFERENCE_FILE
 RUNS = ALL_RUNS / "rank_reference"
-# 15 epochs on 12,000 training images (a fifth of the official 60,000, class-balanced by the seeded subset),
-# evaluated on the official 10,000 test images: 5x the proxy's epochs on 10x the built-in set's images.
-REFERENCE = TrainConfig(epochs=15, batch_size=64, lr=0.1, warmup_epochs=0.5, resolution=32, train_subset=12_000,
-                        seed=0, bn_recalibration=16)
 MICRO_NAMED = ("micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3")
 MOBILE_NAMED = ("mobilenetv3_small_x1_0", "shufflenet_v2_x1_0", "asymmnet_small_x1_0", "mobileone_s0")
 REPEATED = MICRO_NAMED[:3] + tuple(f"micro_random_{i:02d}" for i in range(7))  # trained with a second seed too
@@ -92,16 +87,6 @@ def claim_spec(path: Path, listed: list, done: set[str], tag: str = ""):
     claimed by this one; None when nothing is left."""
     job = claim(path, [s.arch_hash + tag for s in listed], done)
     return next((s for s in listed if s.arch_hash + tag == job), None)
-
-
-def append(path: Path, key: str, entry: dict, fresh: dict) -> dict:
-    """Append `entry` to the file's list `key` under the lock (re-read first: another process may have appended
-    meanwhile); `fresh` is the document to start from when there is no file yet. Returns the new document."""
-    with locked(path) as document:
-        document = document or fresh
-        document.setdefault(key, []).append(entry)
-        write(path, document)
-    return document
 
 
 def same_settings(stored: dict, settings: dict) -> bool:

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import time
 import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rank_reference import locked, write  # noqa: E402  (one results-file protocol for the benchmarks)
+from common import PROXY, locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.search.settings import ENCODING, SearchSettings  # noqa: E402
@@ -33,7 +31,6 @@ from lwnas.search.storage import trained_trials  # noqa: E402
 from lwnas.search.study import Search  # noqa: E402
 from lwnas.train.devices import seed_everything
 from lwnas.train.loop import train  # noqa: E402
-from lwnas.train.settings import TrainConfig
 from lwnas.train.splits import load_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +38,6 @@ DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python
 OUTPUT = ROOT / "benchmarks" / "results" / "search_quality_fashion.json"
 RUNS = ROOT / "runs" / "search_quality"
 BUDGET = 12_000_000
-PROXY = TrainConfig(epochs=3, train_subset=2000, val_subset=2000)
 SAMPLERS = {"accuracy": ("tpe", "random", "tpe+prescreen8"), "accuracy-latency": ("tpe", "nsga2", "random")}
 # Random search draws the same networks whatever the objective (same seed, same proxy): its two-objective rows
 # are the one-objective random studies' networks, with their latency re-measured (--remeasure) like the others'.

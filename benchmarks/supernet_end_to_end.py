@@ -24,9 +24,8 @@ from pathlib import Path
 import yaml
 
 warnings.filterwarnings("ignore")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rank_reference import DATA, OUTPUT as REFERENCE_FILE, REFERENCE  # noqa: E402
+from common import FASHION as DATA, REFERENCE, REFERENCE_FILE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPERNET = ROOT / "runs" / "supernet_ranking" / "sandwich"

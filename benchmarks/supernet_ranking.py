@@ -16,17 +16,13 @@ with inherited weights on 1,000 test images, and prints the top-1 change per blo
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rank_fidelity import fidelity  # noqa: E402
-from rank_reference import DATA, OUTPUT as REFERENCE, locked, write  # noqa: E402
-from search_quality import PROXY  # noqa: E402
+from common import FASHION as DATA, PROXY, REFERENCE_FILE as REFERENCE, fidelity, locked, write  # noqa: E402
 
 from lwnas.model.spec import ArchSpec  # noqa: E402
 from lwnas.search.space_files import get_space  # noqa: E402
