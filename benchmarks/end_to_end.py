@@ -35,6 +35,7 @@ warnings.filterwarnings("ignore")
 from common import FASHION, RESULTS, RUNS, claim, locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
+from lwnas.search.pruning import epochs_spent  # noqa: E402
 from lwnas.search.settings import SearchSettings  # noqa: E402
 from lwnas.search.study import Search  # noqa: E402
 from lwnas.train import checkpoint  # noqa: E402
@@ -143,7 +144,7 @@ def run_search(method: str, seed: int, data) -> dict:
     entry = {"seed": seed, "budget_epochs": BUDGET_EPOCHS, "arch_hash": spec.arch_hash,
              "madds": best.user_attrs["madds"], "trial": best.number,
              "search_val_top1": best.user_attrs["top1"], "trials_trained": len(spent), "finished": len(trained),
-             "epochs": sum(t.user_attrs["history"][-1]["epoch"] for t in spent)}
+             "epochs": epochs_spent(study)}
     if retrain:
         val, test, wall, folder = train_final(spec, f"{name}-final", seed, data)
         entry.update(val_top1=val, test_top1=test, compute_seconds=round(search_seconds + wall, 1))
