@@ -49,6 +49,15 @@ def test_a_study_trial_is_trained_on_the_studys_data_and_schedule_and_evaluated_
     assert f"data {data}; 2 epochs at 32 px, batch 16" in shown.stdout and "pruner sha" in shown.stdout
 
 
+def test_training_on_small_images_defaults_to_their_resolution_not_224(tmp_path):
+    data = _digits(tmp_path / "digits", per_class=4)  # 28 x 28 images
+    trained = run("train", "--arch", "micronet_m0", "--data", str(data), "--epochs", "1", "--batch-size", "8",
+                  "--output", "net", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((tmp_path / "net" / "config.json").read_text())["resolution"] == 32
+    assert "epoch 1/1: loss" in trained.stdout and "left" in trained.stdout  # each epoch says how long is left
+
+
 def test_mistyped_flags_get_the_option_meant(capsys):
     for argv, hint in ((["search", "--flops-budget", "12M", "--trails", "3"], "did you mean --trials?"),
                        (["search", "--flop-budget", "12M"], "--flop-budget is not an option; did you mean "

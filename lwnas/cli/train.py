@@ -47,8 +47,9 @@ def _train_settings(args, resolution: int, defaults: dict, name: str):
         from ..model.spec import read_yaml_mapping
 
         data = read_yaml_mapping(args.config).get("train", {})
-    small = args.data == "synthetic" or args.data.endswith((".tar.gz", ".tgz", ".tar"))
-    defaults = {"resolution": 32 if small else resolution, **defaults}
+    from ..train.data import native_resolution
+
+    defaults = {"resolution": native_resolution(args.data, resolution), **defaults}
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "resolution": args.resolution, "lr": args.lr,
                  "optimizer": args.optimizer, "workers": args.loader_workers, "seed": args.seed,
                  "train_subset": args.train_subset, "val_subset": args.val_subset, "amp": args.amp,

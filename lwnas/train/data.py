@@ -112,6 +112,26 @@ class MissingSplit(LwnasError):
     """The data set holds no such split (a CIFAR tarball has no val, a folder may have no test/)."""
 
 
+def native_resolution(source: str, largest: int) -> int:
+    """The resolution to train at by default: 32 for the synthetic set and CIFAR-layout tarballs; for folders and
+    lists, the short side of the first training image rounded up to a multiple of 8 (at least 32), at most
+    `largest` (the network's own), so that 28-pixel digits are not blown up to 224."""
+    path = Path(source)
+    if source == "synthetic" or path.is_file():
+        return 32
+    listing = path / "train_list.txt"
+    root = path / "train" if (path / "train").is_dir() else path
+    if listing.is_file():
+        first = next((root / line.rsplit(maxsplit=1)[0] for line in listing.read_text().splitlines() if line.strip()),
+                     None)
+    else:
+        first = next((p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    if first is None or not first.is_file():
+        return largest
+    short = min(_probe(first))
+    return min(largest, max(32, -(-short // 8) * 8))
+
+
 def describe_formats() -> str:
     return ("'synthetic', a CIFAR python tarball (*.tar.gz), an ImageFolder root with train/ (and optionally val/ "
             "and test/) or a folder of class folders, or a folder with train_list.txt (and optionally "
