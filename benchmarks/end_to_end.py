@@ -155,6 +155,31 @@ def run_search(method: str, seed: int, data) -> dict:
     return {**entry, **latencies(folder)}
 
 
+def pick_folder(key: str, entry: dict) -> Path:
+    """Where the checkpoint of a recorded pick is: M2's and the retrained proxy picks' run folders, a search's
+    finished trial."""
+    if key == "micronet_m2":
+        return FOLDER / f"m2-s{entry['seed']}"
+    if METHODS[key]["proxy_epochs"] != FINAL.epochs:
+        return FOLDER / f"{key}-s{entry['seed']}-final"
+    return FOLDER / f"{key}-s{entry['seed']}" / f"arch_{entry['arch_hash']}"
+
+
+def remeasure_latencies():
+    """Latencies of every recorded pick measured again, alone on the machine (searches time them while other jobs
+    run, which inflates them unevenly)."""
+    with locked(OUTPUT) as document:
+        keys = [k for k in document if isinstance(document[k], dict) and "seeds" in document[k]]
+    measured = {(k, e["seed"]): latencies(pick_folder(k, e)) for k in keys for e in document[k]["seeds"]}
+    with locked(OUTPUT) as document:
+        for key in keys:
+            for entry in document[key]["seeds"]:
+                entry.update(measured.get((key, entry["seed"]), {}))
+        write(OUTPUT, document)
+    for (key, seed), values in sorted(measured.items()):
+        print(f"{key} seed {seed}: {values}")
+
+
 def record(job: str, entry: dict):
     key = "micronet_m2" if job.startswith("m2:") else job.split(":")[0]
     with locked(OUTPUT) as document:
@@ -213,9 +238,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--job", help="run this job (m2:SEED or METHOD:SEED) instead of the next unclaimed one")
     parser.add_argument("--report", action="store_true", help="print the README table and stop")
+    parser.add_argument("--latency", action="store_true", help="measure every recorded pick's latency again (run it "
+                                                               "alone on the machine) and stop")
     args = parser.parse_args()
     if args.report:
         return report()
+    if args.latency:
+        return remeasure_latencies()
     FOLDER.mkdir(parents=True, exist_ok=True)
     data = load_data(str(FASHION), FINAL)
     print(f"{len(data[0])} training / {len(data[1])} validation images", flush=True)
