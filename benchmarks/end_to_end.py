@@ -61,7 +61,11 @@ LATENCY_RESOLUTION = 224  # the space's, at which MAdds are counted
 
 
 def jobs() -> list[str]:
-    return [job for seed in SEEDS for job in (f"m2:{seed}", *(f"{m}:{seed}" for m in METHODS))]
+    """Every seed's M2 and final-schedule searches first; the 3-epoch proxy's ablation after them all."""
+    final = [m for m, method in METHODS.items() if method["proxy_epochs"] == FINAL.epochs]
+    ablations = [m for m in METHODS if m not in final]
+    return [job for seed in SEEDS for job in (f"m2:{seed}", *(f"{m}:{seed}" for m in final))] + \
+        [f"{m}:{seed}" for m in ablations for seed in SEEDS]
 
 
 def settings() -> dict:
