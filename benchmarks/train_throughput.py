@@ -5,7 +5,9 @@ paper has Shift-Max) as the same-MAdds network the issue compares with; and, giv
 and PyTorch, their MicroNet M0-M3 on the same CPU, batch and resolution.
 
     python benchmarks/train_throughput.py [--micronet-checkout /path/to/micronet] [--resolution 32]
-        [--batch-size 64] [--steps 6] [--output benchmarks/results/train_throughput.json]
+        [--batch-size 64] [--steps 3] [--output benchmarks/results/train_throughput.json]
+
+Results are written after each network; a run started again skips what its output file holds.
 """
 from __future__ import annotations
 
@@ -110,12 +112,14 @@ def without_shift_max(spec):
 
 
 def networks(seed: int = 0):
-    """(name, spec): the named configs, M2 without Shift-Max, and RANDOM_PER_SPACE random points of each space."""
-    out = [(name, lwnas.get_config(name)) for name in config_names()]
-    out.append(("micronet_m2_no_shift_max", without_shift_max(lwnas.get_config("micronet_m2"))))
+    """(name, spec): the issue's comparison first (M2, M2 without Shift-Max, micro_random_08), then the other named
+    configs and RANDOM_PER_SPACE random points of each space."""
+    m2 = lwnas.get_config("micronet_m2")
+    out = [("micronet_m2", m2), ("micronet_m2_no_shift_max", without_shift_max(m2))]
     reference = json.loads((RESULTS / "rank_reference_fashion.json").read_text())["architectures"]
     out += [(a["name"], ArchSpec.from_yaml(a["spec"]).replace(num_classes=1000)) for a in reference
             if a["name"] == "micro_random_08"]  # 12.3M MAdds of `micro`: the issue's comparison
+    out += [(name, lwnas.get_config(name)) for name in config_names() if name != "micronet_m2"]
     for space_name in ("micro", "mobile", "shuffle", "fast", "mobileone"):
         rng = np.random.default_rng((seed, len(space_name)))
         space = get_space(space_name)
@@ -133,43 +137,55 @@ def main():
     parser.add_argument("--output", default=str(RESULTS / "train_throughput.json"))
     args = parser.parse_args()
     paddle.set_device("cpu")
-    rows = []
-    for name, spec in networks():
-        spec = spec.replace(resolution=args.resolution)
-        madds = lwnas.count(spec).macs
-        batch = args.batch_size if madds <= LARGE_MADDS else 16
-        before, after = paddle_rates(spec, args.resolution, batch, args.steps)
-        rows.append({"network": name, "madds": madds, "batch": batch, "before": round(before, 1),
-                     "after": round(after, 1)})
-        print(f"{name:28s} {madds / 1e6:8.2f}M MAdds  before {before:7.1f}  after {after:7.1f} img/s  "
-              f"x{after / before:.2f}", flush=True)
-    official = {}
+    output = Path(args.output)
+    settings = {"resolution": args.resolution, "batch_size": args.batch_size, "steps": args.steps, "threads": 1,
+                "paddle": paddle.__version__}
+    results = json.loads(output.read_text()) if output.exists() else {}
+    if results.get("settings") != settings:  # other settings: measure everything again
+        results = {"settings": settings, "networks": [], "versus_official": {}}
+    done = {row["network"] for row in results["networks"]}
     if args.micronet_checkout:
         import torch
 
         torch.set_num_threads(1)
         modules = official_modules(args.micronet_checkout)
         for name in EVAL_SETTINGS:
+            if name in results["versus_official"]:
+                continue
             ours, theirs = versus_official(name, modules, args.resolution, args.batch_size, args.steps)
-            official[name] = {"lwnas": round(ours, 1), "official_pytorch": round(theirs, 1)}
+            results["versus_official"][name] = {"lwnas": round(ours, 1), "official_pytorch": round(theirs, 1)}
+            write(output, results)
             print(f"{name:28s} lwnas {ours:7.1f}  official PyTorch {theirs:7.1f} img/s  x{ours / theirs:.2f}",
                   flush=True)
-    by_name = {row["network"]: row for row in rows}
-    m2, plain = by_name["micronet_m2"], by_name["micronet_m2_no_shift_max"]
-    same_madds = by_name["micro_random_08"]
-    summary = {"m2_vs_no_shift_max_before": round(m2["before"] / plain["before"], 3),
-               "m2_vs_no_shift_max_after": round(m2["after"] / plain["after"], 3),
-               "m2_vs_micro_random_08_before": round(m2["before"] / same_madds["before"], 3),
-               "m2_vs_micro_random_08_after": round(m2["after"] / same_madds["after"], 3),
-               "slower_than_before": [r["network"] for r in rows if r["after"] < 0.95 * r["before"]]}
+    for name, spec in networks():
+        if name in done:
+            continue
+        spec = spec.replace(resolution=args.resolution)
+        madds = lwnas.count(spec).macs
+        batch = args.batch_size if madds <= LARGE_MADDS else 16
+        before, after = paddle_rates(spec, args.resolution, batch, args.steps)
+        results["networks"].append({"network": name, "madds": madds, "batch": batch, "before": round(before, 1),
+                                    "after": round(after, 1)})
+        write(output, results)
+        print(f"{name:28s} {madds / 1e6:8.2f}M MAdds  before {before:7.1f}  after {after:7.1f} img/s  "
+              f"x{after / before:.2f}", flush=True)
+    results["summary"] = summary(results)
+    write(output, results)
+    print(json.dumps(results["summary"], indent=1))
+
+
+def summary(results: dict) -> dict:
+    """The issue's ratios: M2 against M2 without Shift-Max and against `micro_random_08` (same MAdds), before and
+    after; the networks slower than before; M2 against the official PyTorch MicroNet."""
+    by_name = {row["network"]: row for row in results["networks"]}
+    m2, plain, same_madds = by_name["micronet_m2"], by_name["micronet_m2_no_shift_max"], by_name["micro_random_08"]
+    out = {f"m2_vs_{other}_{when}": round(m2[when] / row[when], 3)
+           for other, row in (("no_shift_max", plain), ("micro_random_08", same_madds)) for when in ("before", "after")}
+    out["slower_than_before"] = [r["network"] for r in results["networks"] if r["after"] < 0.95 * r["before"]]
+    official = results["versus_official"].get("micronet_m2")
     if official:
-        summary["m2_vs_official"] = round(official["micronet_m2"]["lwnas"] / official["micronet_m2"]["official_pytorch"],
-                                          3)
-    print(json.dumps(summary, indent=1))
-    write(Path(args.output), {
-        "settings": {"resolution": args.resolution, "batch_size": args.batch_size, "steps": args.steps,
-                     "threads": 1, "paddle": paddle.__version__},
-        "networks": rows, "versus_official": official, "summary": summary})
+        out["m2_vs_official"] = round(official["lwnas"] / official["official_pytorch"], 3)
+    return out
 
 
 if __name__ == "__main__":
