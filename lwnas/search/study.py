@@ -4,10 +4,11 @@ Each trial samples a network (lwnas.search.space), rejects it analytically if it
 architecture the study already holds, and otherwise trains it on the study's schedule (lwnas.train.loop) with a
 checkpoint per epoch under runs/<study>/arch_<hash>/, scored on the validation split. The pruner
 (lwnas.search.pruning; successive halving by default) stops it at a rung or lets it finish: a finished trial is a
-trained network, ready to evaluate or export. Its latency is measured (lwnas.deploy.latency). Everything is stored
-in the study (Optuna RDB storage: SQLite under runs/ by default), so a killed search resumes where it stopped, a
-trial interrupted mid-training from its last epoch. The study ends after --trials trainings, or when its compute
-budget (--max-epochs, total over the study) or this run's --time-limit is spent.
+trained network, ready to evaluate or export. Its latency is timed or predicted (lwnas.search.trial_latency);
+--baseline configs are trained alike (lwnas.search.baselines), --prescreen filters drafts (lwnas.search.prescreen).
+Everything is stored in the study (Optuna RDB storage: SQLite under runs/ by default), so a killed search resumes
+where it stopped, a trial interrupted mid-training from its last epoch. The study ends after --trials trainings, or
+when its compute budget (--max-epochs, total over the study) or this run's --time-limit is spent.
 """
 from __future__ import annotations
 
@@ -27,28 +28,20 @@ from ..train.devices import seed_everything
 from ..train.loop import TrainingDiverged
 from ..train.settings import TrainConfig
 from ..train.splits import data_reference, load_data
+from . import baselines
+from .prescreen import Prescreen
 from .progress import Progress
 from .pruning import epochs_spent, make_pruner, prune_now
 from .samplers import make_sampler
 from .settings import ENCODING, SearchSettings, settings_diff
 from .slots import TrainingSlots, claim_architecture
-from .storage import (check_study_name, fail_stale, is_trained, open_storage, ran_training, redact, storage_url,
-                      trained_trials)
+from .storage import check_study_name, fail_stale, open_storage, ran_training, redact, storage_url, trained_trials
+from .trial_latency import measure_front, trial_latency
 
-PRESCREEN_BATCH = 64  # training images a zero-cost score sees
 REPEATS_TO_STOP = 50  # feasible draws in a row that the study already holds: the space is (nearly) exhausted
 PRUNE_REASONS = {"sha": "is not among the best at this rung of successive halving",
                  "hyperband": "is not among the best at this rung of its Hyperband bracket",
                  "median": "is below the median of earlier trials", "none": ""}
-
-
-def _beats(trial: dict, baseline: dict, multi: bool) -> bool:
-    """Higher top-1; with two objectives, at least as good on top-1 and latency and better on one."""
-    top1, latency = trial["top1"], trial["latency_ms"]
-    if not multi:
-        return top1 > baseline["top1"]
-    return top1 >= baseline["top1"] and latency <= baseline["latency_ms"] and \
-        (top1 > baseline["top1"] or latency < baseline["latency_ms"])
 
 
 class Duplicate(LwnasError):
@@ -82,7 +75,7 @@ class Search:
         self.train_set = self.val_set = None
         self.trained_so_far = None  # trainings in the study, updated after each trial (a resume command needs it)
         self.progress = Progress(settings.trials)
-        self._candidates, self._batch = [], None  # --prescreen: this worker's candidates so far, the score's batch
+        self.prescreen = Prescreen(self)
         self._loaders = None  # --supernet: (train, val) loaders for recalibration and evaluation
         engine = settings.latency_engine
         self.table = LatencyTable.load(engine.partition(":")[2]) if engine.startswith("predict:") else None
@@ -209,7 +202,7 @@ class Search:
             self.progress.note(skipped)
         self.progress.trial_times = [t.user_attrs["train_seconds"] for t in trained_trials(study)
                                      if "train_seconds" in t.user_attrs][-20:]  # resuming: the ETA knows the pace
-        self.train_baselines(study)
+        baselines.train_all(self, study)
         attempts = max(1000, 300 * (settings.trials or 10))  # a rejected draft costs milliseconds
         self.repeats = 0  # feasible samples in a row that the study already holds
         self.trained_so_far = self.trained(study)
@@ -252,72 +245,16 @@ class Search:
                            f"architectures skipped, {s['rejected']} samples rejected over budget, "
                            f"{s['prescreened']} candidates prescreened, {s['failed']} failed; "
                            f"{epochs_spent(study)} training epochs in the study")
-        self.compare_with_baselines(study)
+        baselines.compare(self, study)
         if self.table is not None:
-            self.measure_front(study)
+            measure_front(self.settings, self.table, study, self.progress)
         return study
-
-    # ---- baselines ------------------------------------------------------------------------
-    def train_baselines(self, study):
-        """Train each --baseline config once per study with the same proxy, data, seed and latency measurement
-        as the trials; the results are study attributes (not trials, so the sampler never sees them)."""
-        self.load_data()
-        for name, spec in self.baselines.items():
-            if name in study.user_attrs.get("baselines", {}):
-                continue
-            result = self._train_baseline(name, spec)
-            if result is not None:  # re-read: another worker may have recorded another baseline meanwhile
-                study.set_user_attr("baselines", {**study.user_attrs.get("baselines", {}), name: result})
-
-    def _train_baseline(self, name: str, spec):
-        from ..model.build import build
-        from ..model.cost import count
-
-        settings, progress, res = self.settings, self.progress, self.space.resolution
-        cost = count(spec, res)
-        progress.begin_baseline(name, spec.arch_hash, cost.macs)
-        seed_everything(settings.proxy.seed)
-        model = build(spec)
-        epochs, current = self.epochs, {"epoch": 1}
-
-        def on_epoch(result):
-            current["epoch"] = result.epoch + 1
-            progress.epoch(result.epoch, epochs, result.top1, result.loss)
-
-        try:
-            history = self._score(spec, model, on_epoch,
-                                  lambda step, steps, loss: progress.step(current["epoch"], epochs, step, steps, loss))
-        except TrainingDiverged as err:
-            progress.finish(f"failed: {err} (not recorded; it is retried on the next run)", trained=False)
-            return None
-        latency = self.latency(model, spec, res)
-        result = {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
-                  "top1": history[-1].top1, "latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms,
-                  "history": [h.__dict__ for h in history]}
-        self._write_artifacts(f"baseline_{name}", spec, result)
-        progress.finish(f"top-1 {result['top1']:.1f}%, latency {latency.median_ms:.2f} ms", trained=False)
-        return result
 
     def budget_spent(self, study) -> bool:
         return self.settings.max_epochs is not None and epochs_spent(study) >= self.settings.max_epochs
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline
-
-    def compare_with_baselines(self, study):
-        """One line per baseline: which trained trial beats it (higher top-1; with two objectives, a trial that
-        dominates it on top-1 and latency), or that none does."""
-        trained = trained_trials(study)
-        for name, b in sorted(study.user_attrs.get("baselines", {}).items()):
-            winners = [t for t in trained if _beats(t.user_attrs, b, self.settings.multi)]
-            head = f"baseline {name}: top-1 {b['top1']:.1f}%, {human(b['madds'])} MAdds, {b['latency_ms']:.2f} ms"
-            if winners:
-                best = max(winners, key=lambda t: t.user_attrs["top1"])
-                w = best.user_attrs
-                self.progress.note(f"{head}: beaten by trial {best.number} (top-1 {w['top1']:.1f}%, "
-                                   f"{human(w['madds'])} MAdds, {w['latency_ms']:.2f} ms)")
-            else:
-                self.progress.note(f"{head}: not beaten by any of the {len(trained)} trained architectures")
 
     # ---- one trial ------------------------------------------------------------------------
     def objective(self, trial):
@@ -358,7 +295,7 @@ class Search:
         settings = self.settings
         self._attempts += 1
         spec = self.draw(trial)
-        self._prescreen(trial, spec)
+        self.prescreen.check(trial, spec)
         same = claim_architecture(self.claims, trial, spec.arch_hash)
         if same is not None:
             self.stats["duplicates"] += 1
@@ -412,14 +349,14 @@ class Search:
 
         start = time.time()
         try:
-            history = self._score(spec, model, on_epoch, on_step, resume, save)
+            history = self.score_network(spec, model, on_epoch, on_step, resume, save)
         except TrainingDiverged as err:
             self.stats["failed"] += 1
             trial.set_user_attr("error", str(err))
             progress.finish(f"failed: {err}", trained=False)
             raise
         trial.set_user_attr("train_seconds", round(time.time() - start, 2))
-        latency = self.latency(model, spec, spec.resolution)
+        latency = trial_latency(self.settings, self.table, model, spec, spec.resolution)
         top1 = history[-1].top1
         trial.set_user_attr("top1", top1)
         if self.supernet is None:
@@ -427,7 +364,7 @@ class Search:
             trial.set_user_attr("checkpoint", str(folder.resolve()))
         trial.set_user_attr("latency_ms", latency.median_ms)
         trial.set_user_attr("latency_iqr_ms", latency.iqr_ms)
-        self._write_artifacts(f"trial_{trial.number:04d}", spec,
+        self.write_artifacts(f"trial_{trial.number:04d}", spec,
                               {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
                                "top1": top1, "latency": latency.to_dict(), "history": [h.__dict__ for h in history]})
         self.stats["trained"] += 1
@@ -457,43 +394,6 @@ class Search:
         shutil.rmtree(folder, ignore_errors=True)
         raise optuna.TrialPruned()
 
-    def latency(self, model, spec, resolution: int):
-        """The network's latency as this study measures it: timed here, or predicted by a latency table."""
-        from ..deploy.export import deployable
-        from ..deploy.latency import Latency, measure
-
-        s, table = self.settings, self.table
-        if table is None:
-            return measure(deployable(model), resolution, s.latency_batch, runs=s.latency_runs,
-                           engine=s.latency_engine, threads=s.latency_threads)
-        return Latency(table.predict(spec, resolution), 0.0, 0, table.batch_size, resolution,
-                       f"{table.device}/{table.engine} (predicted)", table.threads)
-
-    def measure_front(self, study):
-        """Predicted latencies are a model's: time the Pareto front (with one objective, the best trial) for real,
-        with the table's engine and threads, and keep both (study attribute `front_latency_measured`)."""
-        from ..deploy.export import deployable
-        from ..deploy.latency import measure
-        from ..model.build import build
-        from ..model.spec import ArchSpec
-
-        table = self.table
-        trained = trained_trials(study)
-        front = [t for t in study.best_trials if is_trained(t)] if self.settings.multi else \
-            sorted(trained, key=lambda t: -t.user_attrs["top1"])[:1]
-        measured = dict(study.user_attrs.get("front_latency_measured", {}))
-        for trial in front:
-            spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
-            if str(trial.number) not in measured:
-                measured[str(trial.number)] = measure(deployable(build(spec)), spec.resolution, table.batch_size,
-                                                      runs=self.settings.latency_runs, engine=table.engine,
-                                                      threads=table.threads).median_ms
-            ms = measured[str(trial.number)]
-            predicted = trial.user_attrs["latency_ms"]
-            self.progress.note(f"trial {trial.number}: latency predicted {predicted:.2f} ms, measured {ms:.2f} ms "
-                               f"({table.engine}, {table.threads} thread(s); {100 * (predicted / ms - 1):+.0f}%)")
-        study.set_user_attr("front_latency_measured", measured)
-
     def draw(self, trial):
         """The trial's network, which its parameters name (`space.spec_from_params`); a draft over the budget,
         or one that was shrunk to fit it, is rejected with TrialPruned instead."""
@@ -517,48 +417,6 @@ class Search:
         trial.set_constraint("over_budget", float(sample.macs - settings.budget))  # <= 0: feasible
         return spec
 
-    def _prescreen(self, trial, spec):
-        """--prescreen N: of every N feasible candidates this worker draws, only the one with the best zero-cost
-        score is trained. The others are pruned with their score recorded. The best is trained by this trial if
-        it was drawn last, else its parameters are queued and the next trial trains it."""
-        import optuna
-
-        n = self.settings.prescreen
-        if n <= 1 or "prescreen_of" in trial.user_attrs:
-            return
-        score = self.zero_cost(spec)
-        trial.set_user_attr("prescreen_score", score)
-        self._candidates.append((score, trial.number, dict(trial.params)))
-        self.stats["prescreened"] += 1
-        if len(self._candidates) < n:
-            trial.set_user_attr("prescreened", f"candidate {len(self._candidates)} of {n}, "
-                                               f"{self.settings.prescreen_score} {score:.4g}")
-            raise optuna.TrialPruned()
-        best_score, best, params = max(self._candidates)
-        self._candidates = []
-        if best == trial.number:
-            return
-        trial.set_user_attr("prescreened", f"{self.settings.prescreen_score} {score:.4g} is below trial {best}'s "
-                                           f"{best_score:.4g}, which is queued")
-        trial.study.enqueue_trial(params, user_attrs={"prescreen_of": best})
-        raise optuna.TrialPruned()
-
-    def zero_cost(self, spec) -> float:
-        """The prescreening score of a network, on a fixed batch of this search's training images."""
-        import numpy as np
-
-        from ..train.data import Augmented
-        from ..zero_cost import scores
-
-        name, proxy = self.settings.prescreen_score, self.settings.proxy
-        if name in ("params", "madds"):
-            return scores(spec, None, None, names=[])[name]
-        if self._batch is None:
-            images = self.train_set.subset(PRESCREEN_BATCH, proxy.seed)
-            view = Augmented(images, proxy.resolution, train=False)
-            self._batch = np.stack([view[i][0] for i in range(len(view))]), images.labels
-        return scores(spec, *self._batch, names=[name], seed=proxy.seed)[name]
-
     def _queue_shrunk(self, trial, sample):
         """The draft was over the budget and shrunk, so its parameters are not the network that would be
         trained: it is rejected (with its excess as the constraint, which the sampler learns from) and the
@@ -577,7 +435,7 @@ class Search:
         """Epochs a trial reports: the proxy's, or one evaluation with --supernet."""
         return 1 if self.supernet is not None else self.settings.proxy.epochs
 
-    def _score(self, spec, model, on_epoch, on_step, resume=None, save=None):
+    def score_network(self, spec, model, on_epoch, on_step, resume=None, save=None):
         """The network's epoch results: training of `model` (from `resume`, a checkpoint, `save` called each epoch),
         or with --supernet one evaluation of `spec` with inherited weights after batch-norm recalibration (a single,
         last, epoch: never pruned)."""
@@ -620,7 +478,7 @@ class Search:
         """Trainings the study holds: finished, or stopped by the pruner (they spent their compute)."""
         return sum(1 for t in study.get_trials(deepcopy=False) if ran_training(t))
 
-    def _write_artifacts(self, folder_name: str, spec, metrics: dict):
+    def write_artifacts(self, folder_name: str, spec, metrics: dict):
         folder = self.run_dir / folder_name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "spec.yaml").write_text(spec.to_yaml())

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 
 from ..errors import LwnasError
+from .baselines import compare as compare_with_baselines
 
 # Options the parent consumes: the workers get neither (worker 0 gets the baselines back, one flag each).
 PARENT_OPTIONS = ("--workers", "--baseline")
@@ -75,4 +76,4 @@ def run_workers(search, argv: list[str], workers: int, until_total: int | None):
     codes = [p.wait() for p in processes]
     if any(codes):
         raise LwnasError(f"worker exit codes {codes}; the study keeps every finished trial, run again to resume")
-    search.compare_with_baselines(study)
+    compare_with_baselines(search, study)
