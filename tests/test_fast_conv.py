@@ -15,6 +15,12 @@ CASES = [
     ((4, 8, 2, 4), 8, (1, 5), (1, 2), (0, 2), False),
     ((4, 6, 4, 4), 12, (3, 1), (1, 1), (1, 0), False),
     ((4, 8, 2, 2), 8, (3, 3), (1, 1), (1, 1), True),
+    # taps that only meet padding are left out: a 1x1 map (one tap: a per-channel scale, with a multiplier and
+    # with a bias), strided windows on 3x3, and a strided 1x1 kernel whose last input row and column no window reads
+    ((4, 6, 1, 1), 12, (3, 1), (1, 1), (1, 0), False),
+    ((4, 8, 1, 1), 8, (5, 5), (1, 1), (2, 2), True),
+    ((4, 8, 3, 3), 8, (3, 3), (2, 2), (1, 1), False),
+    ((4, 8, 4, 4), 8, (1, 1), (2, 2), (0, 0), False),
 ]
 
 

@@ -95,17 +95,37 @@ def _pair_padding(padding) -> tuple[int, int]:
 
 def unfolded_depthwise(x, weight, bias, stride, padding, multiplier: int = 1):
     """A depthwise conv (each input channel feeding `multiplier` output channels, weight [C*m, 1, kh, kw]) as
-    unfold -> multiply by each channel's taps -> sum over taps."""
+    unfold -> multiply by each channel's taps -> sum over taps. Taps that only ever meet the zero padding are left
+    out (on a 1x1 map a 1x3 kernel is its middle tap alone, a plain per-channel scale)."""
     n, c, h, w = x.shape
-    kh, kw = weight.shape[2:]
     ph, pw = _pair_padding(padding)
+    (top, rows), (left, cols) = (_used_taps(h, weight.shape[2], ph, stride[0]),
+                                 _used_taps(w, weight.shape[3], pw, stride[1]))
+    out_h, out_w = (h + 2 * ph - weight.shape[2]) // stride[0] + 1, (w + 2 * pw - weight.shape[3]) // stride[1] + 1
+    if rows != weight.shape[2] or cols != weight.shape[3]:
+        weight = weight[:, :, top:top + rows, left:left + cols]
     if multiplier > 1:
         x = paddle.repeat_interleave(x, multiplier, axis=1)
         c *= multiplier
-    out_h, out_w = (h + 2 * ph - kh) // stride[0] + 1, (w + 2 * pw - kw) // stride[1] + 1
-    columns = F.unfold(x, [kh, kw], strides=list(stride), paddings=[ph, pw]).reshape([n, c, kh * kw, out_h * out_w])
-    out = (columns * weight.reshape([1, c, kh * kw, 1])).sum(axis=2).reshape([n, c, out_h, out_w])
+    if rows == cols == 1 and list(stride) == [1, 1] and (out_h, out_w) == (h, w):
+        out = x * weight.reshape([1, c, 1, 1])
+    else:
+        # the padding before the used taps, and after them as much as keeps the output size (none where the last
+        # window ends inside the input: unfold leaves the rest out)
+        pads = [ph - top, pw - left, max(0, (out_h - 1) * stride[0] + rows - h - (ph - top)),
+                max(0, (out_w - 1) * stride[1] + cols - w - (pw - left))]
+        columns = F.unfold(x, [rows, cols], strides=list(stride), paddings=pads).reshape(
+            [n, c, rows * cols, out_h * out_w])
+        out = (columns * weight.reshape([1, c, rows * cols, 1])).sum(axis=2).reshape([n, c, out_h, out_w])
     return out if bias is None else out + bias.reshape([1, c, 1, 1])
+
+
+def _used_taps(size: int, kernel: int, pad: int, stride: int) -> tuple[int, int]:
+    """(first, count) of the kernel taps along one axis that meet at least one input position."""
+    out = (size + 2 * pad - kernel) // stride + 1
+    first = max(0, pad - (out - 1) * stride)
+    last = min(kernel - 1, size - 1 + pad)
+    return first, last - first + 1
 
 
 def conv_bn(c_in, c_out, kernel=1, stride=1, groups=1, act="none", bias=False, bn=True) -> nn.Sequential:
