@@ -7,7 +7,10 @@ and PyTorch, their MicroNet M0-M3 on the same CPU, batch and resolution.
     python benchmarks/train_throughput.py [--micronet-checkout /path/to/micronet] [--resolution 32]
         [--batch-size 64] [--steps 3] [--output benchmarks/results/train_throughput.json]
 
-Results are written after each network; a run started again skips what its output file holds.
+Each row keeps the machine's 1-minute load average when it was measured (other processes slow both modes
+alike, not always equally). Results are written after each network; a run started again skips what its output file holds. `--networks NAME
+...` measures those again (e.g. on a quiet machine: micronet_m2 micronet_m2_no_shift_max micro_random_08 and the
+official MicroNets' names).
 """
 from __future__ import annotations
 
@@ -135,6 +138,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round (3 rounds per mode)")
     parser.add_argument("--output", default=str(RESULTS / "train_throughput.json"))
+    parser.add_argument("--networks", nargs="+", metavar="NAME",
+                        help="measure only these networks (and the official MicroNets of that name), again")
     args = parser.parse_args()
     paddle.set_device("cpu")
     output = Path(args.output)
@@ -143,35 +148,45 @@ def main():
     results = json.loads(output.read_text()) if output.exists() else {}
     if results.get("settings") != settings:  # other settings: measure everything again
         results = {"settings": settings, "networks": [], "versus_official": {}}
+    if args.networks:  # measured again: their old rows go
+        results["networks"] = [row for row in results["networks"] if row["network"] not in args.networks]
+        results["versus_official"] = {name: row for name, row in results["versus_official"].items()
+                                      if name not in args.networks}
     done = {row["network"] for row in results["networks"]}
+    wanted = set(args.networks) if args.networks else None
     if args.micronet_checkout:
         import torch
 
         torch.set_num_threads(1)
         modules = official_modules(args.micronet_checkout)
         for name in EVAL_SETTINGS:
-            if name in results["versus_official"]:
+            if name in results["versus_official"] or (wanted and name not in wanted):
                 continue
             ours, theirs = versus_official(name, modules, args.resolution, args.batch_size, args.steps)
-            results["versus_official"][name] = {"lwnas": round(ours, 1), "official_pytorch": round(theirs, 1)}
+            results["versus_official"][name] = {"lwnas": round(ours, 1), "official_pytorch": round(theirs, 1),
+                                                "load_average": round(os.getloadavg()[0], 1)}
             write(output, results)
             print(f"{name:28s} lwnas {ours:7.1f}  official PyTorch {theirs:7.1f} img/s  x{ours / theirs:.2f}",
                   flush=True)
     for name, spec in networks():
-        if name in done:
+        if name in done or (wanted and name not in wanted):
             continue
         spec = spec.replace(resolution=args.resolution)
         madds = lwnas.count(spec).macs
         batch = args.batch_size if madds <= LARGE_MADDS else 16
         before, after = paddle_rates(spec, args.resolution, batch, args.steps)
         results["networks"].append({"network": name, "madds": madds, "batch": batch, "before": round(before, 1),
-                                    "after": round(after, 1)})
+                                    "after": round(after, 1), "load_average": round(os.getloadavg()[0], 1)})
         write(output, results)
         print(f"{name:28s} {madds / 1e6:8.2f}M MAdds  before {before:7.1f}  after {after:7.1f} img/s  "
               f"x{after / before:.2f}", flush=True)
-    results["summary"] = summary(results)
+    if all(name in {row["network"] for row in results["networks"]} for name in SUMMARY_NETWORKS):
+        results["summary"] = summary(results)
     write(output, results)
-    print(json.dumps(results["summary"], indent=1))
+    print(json.dumps(results.get("summary"), indent=1))
+
+
+SUMMARY_NETWORKS = ("micronet_m2", "micronet_m2_no_shift_max", "micro_random_08")
 
 
 def summary(results: dict) -> dict:
