@@ -8,9 +8,9 @@ and PyTorch, their MicroNet M0-M3 on the same CPU, batch and resolution.
         [--batch-size 64] [--steps 3] [--output benchmarks/results/train_throughput.json]
 
 Each row keeps the machine's 1-minute load average when it was measured (other processes slow both modes
-alike, not always equally). Results are written after each network; a run started again skips what its output file holds. `--networks NAME
-...` measures those again (e.g. on a quiet machine: micronet_m2 micronet_m2_no_shift_max micro_random_08 and the
-official MicroNets' names).
+alike, not always equally). Results are written after each network; a run started again skips what its output
+file holds. `--networks NAME ...` measures those again (e.g. on a quiet machine: micronet_m2
+micronet_m2_no_shift_max micro_random_08 and the official MicroNets' names).
 """
 from __future__ import annotations
 
