@@ -140,9 +140,13 @@ def main():
     parser.add_argument("--output", default=str(RESULTS / "train_throughput.json"))
     parser.add_argument("--networks", nargs="+", metavar="NAME",
                         help="measure only these networks (and the official MicroNets of that name), again")
+    parser.add_argument("--report", action="store_true", help="print the tables of the output file and exit")
     args = parser.parse_args()
-    paddle.set_device("cpu")
     output = Path(args.output)
+    if args.report:
+        report(json.loads(output.read_text()))
+        return
+    paddle.set_device("cpu")
     settings = {"resolution": args.resolution, "batch_size": args.batch_size, "steps": args.steps, "threads": 1,
                 "paddle": paddle.__version__}
     results = json.loads(output.read_text()) if output.exists() else {}
@@ -201,6 +205,21 @@ def summary(results: dict) -> dict:
     if official:
         out["m2_vs_official"] = round(official["lwnas"] / official["official_pytorch"], 3)
     return out
+
+
+
+def report(results: dict):
+    """The docs' tables: lwnas against the official MicroNets, then every network before and after."""
+    print("| network | lwnas img/s | official PyTorch img/s | ratio | load |\n|---|---|---|---|---|")
+    for name, row in results["versus_official"].items():
+        print(f"| {name} | {row['lwnas']} | {row['official_pytorch']} | {row['lwnas'] / row['official_pytorch']:.2f} | "
+              f"{row.get('load_average', '')} |")
+    print("\n| network | MAdds at 32 px | batch | before img/s | after img/s | after / before | load |\n"
+          "|---|---|---|---|---|---|---|")
+    for row in results["networks"]:
+        print(f"| {row['network']} | {row['madds'] / 1e6:.2f}M | {row['batch']} | {row['before']} | {row['after']} | "
+              f"{row['after'] / row['before']:.2f} | {row.get('load_average', '')} |")
+    print(json.dumps(results.get("summary"), indent=1))
 
 
 if __name__ == "__main__":
