@@ -228,8 +228,8 @@ def report():
               f"{statistics.mean(r['inference_ms'] for r in rows):.2f} | "
               f"{statistics.mean(r['compute_seconds'] for r in rows):.0f} | {gap} |")
     if m2_rows:
-        print(f"three final-schedule trainings of M2 took {3 * statistics.mean(r['compute_seconds'] for r in m2_rows):.0f}"
-              f" s (the compute a method is meant to get)")
+        three = 3 * statistics.mean(r["compute_seconds"] for r in m2_rows)
+        print(f"three final-schedule trainings of M2 took {three:.0f} s (the compute a method is meant to get)")
     print("\nper seed (test top-1, MAdds, epochs of training spent):")
     for key in (*METHODS, "micronet_m2"):
         rows = sorted(document.get(key, {}).get("seeds", []), key=lambda r: r["seed"])

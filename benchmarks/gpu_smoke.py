@@ -1,9 +1,9 @@
 """Run once on a machine with a GPU: does every named config train, time and export there?
 
-For each named config: build it (10 classes), take `--steps` training steps through lwnas's own trainer on the
-images of one flat colour per class (with --device gpu: float16 autocast and loss scaling, as `lwnas search/train --device gpu` run),
-check that the loss falls, time the deployed network, export a Paddle inference model and check its output
-against the network's. One line per check; exit code 1 if any failed.
+For each named config: build it (10 classes), take `--steps` training steps through lwnas's own trainer on
+images of one flat colour per class (with --device gpu: float16 autocast and loss scaling, as `lwnas search/train
+--device gpu` run), check that the loss falls, time the deployed network, export a Paddle inference model and
+check its output against the network's. One line per check; exit code 1 if any failed.
 
     python benchmarks/gpu_smoke.py --device gpu            # on the GPU machine: all 32 named configs
     python benchmarks/gpu_smoke.py --device cpu            # the same checks without AMP, one config per family
@@ -40,9 +40,8 @@ def check_training(spec, args):
     model = lwnas.build(spec)
     losses = []
     start = time.perf_counter()
-    train(model, flat_colours(args.batch_size, args.resolution), flat_colours(args.batch_size, args.resolution),
-          config,
-          on_step=lambda step, steps, loss: losses.append(loss))
+    batch = flat_colours(args.batch_size, args.resolution)
+    train(model, batch, batch, config, on_step=lambda step, steps, loss: losses.append(loss))
     quarter = max(1, args.steps // 4)
     first, last = float(np.mean(losses[:quarter])), float(np.mean(losses[-quarter:]))
     assert len(losses) == args.steps and np.isfinite(losses).all(), f"losses {losses}"

@@ -17,14 +17,13 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-from common import locked, write  # noqa: E402
+from common import RESULTS, locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.deploy.export import deployable
 from lwnas.deploy.latency import measure  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "benchmarks" / "results" / "latency_table.json"
+OUTPUT = RESULTS / "latency_table.json"
 ENGINES, THREADS = ("eager", "inference"), (1, 2)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-from common import append, locked  # noqa: E402
+from common import FASHION as DATA, REFERENCE_FILE as REFERENCE, RESULTS, append, locked  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.model.spec import ArchSpec  # noqa: E402
@@ -35,10 +35,7 @@ from lwnas.train.loop import train  # noqa: E402
 from lwnas.train.settings import TrainConfig
 from lwnas.train.splits import load_data  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
-REFERENCE = ROOT / "benchmarks" / "results" / "rank_reference_fashion.json"
-OUTPUT = ROOT / "benchmarks" / "results" / "proxy_variants_fashion.json"
+OUTPUT = RESULTS / "proxy_variants_fashion.json"
 VAL_IMAGES = 2000
 VARIANTS = {
     "today": (TrainConfig(epochs=3, train_subset=4000, val_subset=VAL_IMAGES), False),

@@ -23,17 +23,14 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
-from common import fidelity  # noqa: E402
+from common import FASHION as DATA, REFERENCE_FILE as REFERENCE, RESULTS, fidelity  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from lwnas.model.spec import ArchSpec  # noqa: E402
 from lwnas.train import data  # noqa: E402
 from lwnas.zero_cost import scores  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "benchmarks" / "results" / "rank_reference_fashion.json"
-DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
-VARIANTS = ROOT / "benchmarks" / "results" / "proxy_variants_fashion.json"
+VARIANTS = RESULTS / "proxy_variants_fashion.json"
 EARLY_EPOCHS = (1, 2, 3, 5)
 # The published vote (Abdelfattah et al., "Zero-cost proxies for lightweight NAS"): the three scores' ranks
 # averaged, fixed before looking at our reference so that it is not fitted to it.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-from common import PROXY, locked, write  # noqa: E402
+from common import FASHION as DATA, PROXY, RESULTS, RUNS as ALL_RUNS, locked, write  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.search.settings import ENCODING, SearchSettings  # noqa: E402
@@ -33,10 +33,8 @@ from lwnas.train.devices import seed_everything
 from lwnas.train.loop import train  # noqa: E402
 from lwnas.train.splits import load_data  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "fashion_mnist" / "fashion-mnist-python.tar.gz"
-OUTPUT = ROOT / "benchmarks" / "results" / "search_quality_fashion.json"
-RUNS = ROOT / "runs" / "search_quality"
+OUTPUT = RESULTS / "search_quality_fashion.json"
+RUNS = ALL_RUNS / "search_quality"
 BUDGET = 12_000_000
 SAMPLERS = {"accuracy": ("tpe", "random", "tpe+prescreen8"), "accuracy-latency": ("tpe", "nsga2", "random")}
 # Random search draws the same networks whatever the objective (same seed, same proxy): its two-objective rows

@@ -19,18 +19,16 @@ import json
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import yaml
 
 warnings.filterwarnings("ignore")
 
-from common import FASHION as DATA, REFERENCE, REFERENCE_FILE  # noqa: E402
+from common import FASHION as DATA, REFERENCE, REFERENCE_FILE, RESULTS, ROOT, RUNS as ALL_RUNS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-SUPERNET = ROOT / "runs" / "supernet_ranking" / "sandwich"
-RUNS = ROOT / "runs" / "supernet_end_to_end"
-OUTPUT = ROOT / "benchmarks" / "results" / "supernet_end_to_end_fashion.json"
+SUPERNET = ALL_RUNS / "supernet_ranking" / "sandwich"
+RUNS = ALL_RUNS / "supernet_end_to_end"
+OUTPUT = RESULTS / "supernet_end_to_end_fashion.json"
 STUDY = "e2e-micro-12m"
 VAL_SUBSET = 2000  # test images that score each trial
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-from common import FASHION as DATA, PROXY, REFERENCE_FILE as REFERENCE, fidelity, locked, write  # noqa: E402
+from common import (FASHION as DATA, PROXY, REFERENCE_FILE as REFERENCE, RESULTS, RUNS as ALL_RUNS,  # noqa: E402
+                    fidelity, locked, write)
 
 from lwnas.model.spec import ArchSpec  # noqa: E402
 from lwnas.search.space_files import get_space  # noqa: E402
@@ -33,9 +33,8 @@ from lwnas.train.loop import loaders  # noqa: E402
 from lwnas.train.settings import TrainConfig
 from lwnas.train.splits import load_data  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNS = ROOT / "runs" / "supernet_ranking"
-OUTPUT = ROOT / "benchmarks" / "results" / "supernet_ranking_fashion.json"
+RUNS = ALL_RUNS / "supernet_ranking"
+OUTPUT = RESULTS / "supernet_ranking_fashion.json"
 # the reference's data view (12,000 training images at 32 px, the official test split), fewer epochs
 SUPERNET = TrainConfig(batch_size=64, lr=0.1, warmup_epochs=0.5, resolution=32, train_subset=12_000, seed=0,
                        bn_recalibration=16)

@@ -26,7 +26,7 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
-from common import EVAL_SETTINGS, RESULTS, official_model, official_modules, write  # noqa: E402
+from common import EVAL_SETTINGS, REFERENCE_FILE, RESULTS, official_model, official_modules, write  # noqa: E402
 
 import lwnas  # noqa: E402
 from lwnas.model.blocks import common as blocks_common  # noqa: E402
@@ -119,7 +119,7 @@ def networks(seed: int = 0):
     configs and RANDOM_PER_SPACE random points of each space."""
     m2 = lwnas.get_config("micronet_m2")
     out = [("micronet_m2", m2), ("micronet_m2_no_shift_max", without_shift_max(m2))]
-    reference = json.loads((RESULTS / "rank_reference_fashion.json").read_text())["architectures"]
+    reference = json.loads(REFERENCE_FILE.read_text())["architectures"]
     out += [(a["name"], ArchSpec.from_yaml(a["spec"]).replace(num_classes=1000)) for a in reference
             if a["name"] == "micro_random_08"]  # 12.3M MAdds of `micro`: the issue's comparison
     out += [(name, lwnas.get_config(name)) for name in config_names() if name != "micronet_m2"]
