@@ -47,12 +47,12 @@ def _train(search, name: str, spec) -> dict | None:
         progress.epoch(result.epoch, epochs, result.top1, result.loss)
 
     try:
-        history = search.score_network(spec, model, on_epoch,
-                                       lambda step, steps, loss: progress.step(current["epoch"], epochs, step, steps, loss))
+        history = search.score_network(
+            spec, model, on_epoch, lambda step, steps, loss: progress.step(current["epoch"], epochs, step, steps, loss))
     except TrainingDiverged as err:
         progress.finish(f"failed: {err} (not recorded; it is retried on the next run)", trained=False)
         return None
-    latency = trial_latency(search.settings, search.table, model, spec, res)
+    latency = trial_latency(settings, search.table, model, spec, res)
     result = {"arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params,
               "top1": history[-1].top1, "latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms,
               "history": [h.__dict__ for h in history]}

@@ -80,8 +80,7 @@ class Conv2D(nn.Conv2D):
                 or not x.place.is_cpu_place():
             return False
         (ph, pw), (sh, sw), (kh, kw) = _pair_padding(self._updated_padding), self._stride, self._kernel_size
-        out_h, out_w = (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
-        return out_h * out_w * kh * kw <= UNFOLD_DEPTHWISE_WORK
+        return _out_size(x.shape[2], kh, ph, sh) * _out_size(x.shape[3], kw, pw, sw) * kh * kw <= UNFOLD_DEPTHWISE_WORK
 
 
 def _pair_padding(padding) -> tuple[int, int]:
@@ -99,9 +98,9 @@ def unfolded_depthwise(x, weight, bias, stride, padding, multiplier: int = 1):
     out (on a 1x1 map a 1x3 kernel is its middle tap alone, a plain per-channel scale)."""
     n, c, h, w = x.shape
     ph, pw = _pair_padding(padding)
-    (top, rows), (left, cols) = (_used_taps(h, weight.shape[2], ph, stride[0]),
-                                 _used_taps(w, weight.shape[3], pw, stride[1]))
-    out_h, out_w = (h + 2 * ph - weight.shape[2]) // stride[0] + 1, (w + 2 * pw - weight.shape[3]) // stride[1] + 1
+    out_h, out_w = _out_size(h, weight.shape[2], ph, stride[0]), _out_size(w, weight.shape[3], pw, stride[1])
+    (top, rows), (left, cols) = (_used_taps(h, weight.shape[2], ph, stride[0], out_h),
+                                 _used_taps(w, weight.shape[3], pw, stride[1], out_w))
     if rows != weight.shape[2] or cols != weight.shape[3]:
         weight = weight[:, :, top:top + rows, left:left + cols]
     if multiplier > 1:
@@ -120,9 +119,12 @@ def unfolded_depthwise(x, weight, bias, stride, padding, multiplier: int = 1):
     return out if bias is None else out + bias.reshape([1, c, 1, 1])
 
 
-def _used_taps(size: int, kernel: int, pad: int, stride: int) -> tuple[int, int]:
-    """(first, count) of the kernel taps along one axis that meet at least one input position."""
-    out = (size + 2 * pad - kernel) // stride + 1
+def _out_size(size: int, kernel: int, pad: int, stride: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _used_taps(size: int, kernel: int, pad: int, stride: int, out: int) -> tuple[int, int]:
+    """(first, count) of the kernel taps along one axis that meet at least one of the `out` windows' inputs."""
     first = max(0, pad - (out - 1) * stride)
     last = min(kernel - 1, size - 1 + pad)
     return first, last - first + 1
