@@ -26,7 +26,7 @@ warnings.filterwarnings("ignore")
 
 from common import FASHION as DATA, REFERENCE, REFERENCE_FILE, RESULTS, ROOT, RUNS as ALL_RUNS  # noqa: E402
 
-SUPERNET = ALL_RUNS / "supernet_ranking" / "sandwich"
+SUPERNET = ALL_RUNS / "supernet_ranking" / "sandwich-3ep"
 RUNS = ALL_RUNS / "supernet_end_to_end"
 OUTPUT = RESULTS / "supernet_end_to_end_fashion.json"
 STUDY = "e2e-micro-12m"

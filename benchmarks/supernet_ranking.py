@@ -3,11 +3,13 @@ reference architectures (benchmarks/results/rank_reference_fashion.json, built b
 weights after batch-norm recalibration, and compares with their reference top-1: Kendall tau and Spearman rho
 (scipy.stats), the supernet's cost in reference trainings and in search proxies, and subnet evaluations per minute.
 
-Each variant's supernet trains in runs/supernet_ranking/VARIANT (resumable: run the same command again) and its
-scores are appended to benchmarks/results/supernet_ranking_fashion.json as they finish.
+Each variant and schedule length trains its own supernet (a cosine schedule over exactly that many epochs) in
+runs/supernet_ranking/VARIANT-EPOCHSep (resumable: run the same command again); its scores are appended to
+benchmarks/results/supernet_ranking_fashion.json under VARIANT@EPOCHS as they finish, so that tau against
+epochs of supernet training is read across runs.
 
     python benchmarks/supernet_ranking.py [--variant sandwich|labels|uniform] [--epochs 6] [--report]
-    python benchmarks/supernet_ranking.py --probe [--variant sandwich]
+    python benchmarks/supernet_ranking.py --probe [--variant sandwich] [--epochs 6]
 
 `--probe` asks where sharing fails: it scores the largest and smallest subnets, every network one shared block
 argument away from them (the next value of its domain), and random draws of the training distribution, each
@@ -43,10 +45,14 @@ VARIANTS = {"sandwich": Sandwich(random_subnets=2, distill=True),  # largest + s
             "uniform": Sandwich(random_subnets=2, distill=False, sandwich=False)}  # SPOS: 2 random on the labels
 
 
+def run_folder(name: str, epochs: int):
+    return RUNS / f"{name}-{epochs}ep"
+
+
 def run_variant(name: str, epochs: int, data: str):
     space = get_space("micro")
     config = TrainConfig.from_dict({**SUPERNET.to_dict(), "epochs": epochs})
-    folder = RUNS / name
+    folder, key = run_folder(name, epochs), f"{name}@{epochs}"
     state = checkpoint.load_latest(folder) if folder.exists() else None
     if state is None or state["epoch"] < epochs:
         start = time.perf_counter()
@@ -61,7 +67,7 @@ def run_variant(name: str, epochs: int, data: str):
     with locked(OUTPUT) as document:
         document = document or {"settings": {"supernet": config.to_dict(), "reference": str(REFERENCE.name)},
                                 "variants": {}}
-        done = document["variants"].setdefault(name, {"scores": {}})["scores"]
+        done = document["variants"].setdefault(key, {"scores": {}})["scores"]
     for arch in reference:
         if arch["arch_hash"] in done:
             continue
@@ -72,21 +78,21 @@ def run_variant(name: str, epochs: int, data: str):
         print(f"{name}: {arch['name']} inherited top-1 {top1:.2f}% (reference {arch['top1']:.2f}%)", flush=True)
         with locked(OUTPUT) as latest:
             latest = latest or document
-            latest["variants"].setdefault(name, {"scores": {}})
-            latest["variants"][name].update(epochs=state["epoch"], train_seconds=round(seconds),
-                                            sandwich=str(VARIANTS[name]))
-            latest["variants"][name]["scores"][arch["arch_hash"]] = done[arch["arch_hash"]]
+            latest["variants"].setdefault(key, {"scores": {}})
+            latest["variants"][key].update(epochs=state["epoch"], train_seconds=round(seconds),
+                                           sandwich=str(VARIANTS[name]))
+            latest["variants"][key]["scores"][arch["arch_hash"]] = done[arch["arch_hash"]]
             write(OUTPUT, latest)
 
 
-def probe(name: str, data: str, draws: int = 8):
+def probe(name: str, epochs: int, data: str, draws: int = 8):
     """Inherited top-1 of the extremes, of their one-argument neighbours and of random draws (see the docstring)."""
     import numpy as np
 
     from lwnas.errors import LwnasError
     from lwnas.supernet.sharing import rule
 
-    supernet, state = load_supernet(RUNS / name)
+    supernet, state = load_supernet(run_folder(name, epochs))
     config = TrainConfig.from_dict({**SUPERNET.to_dict(), "val_subset": 1000})
     train_set, val_set = load_data(data, config)
     _, _, train_loader, val_loader = loaders(train_set, val_set, config)
@@ -131,7 +137,7 @@ def probe(name: str, data: str, draws: int = 8):
     for (kind, arg), changes in sorted(by_kind.items(), key=lambda item: np.mean(item[1])):
         print(f"{kind}.{arg}: mean change {np.mean(changes):+.1f} points over {len(changes)}")
     with locked(OUTPUT) as document:
-        document["variants"][name]["probe"] = {"epochs": state["epoch"], "neighbours": rows,
+        document["variants"][f"{name}@{epochs}"]["probe"] = {"epochs": state["epoch"], "neighbours": rows,
                                               "random_draws": random_top1}
         write(OUTPUT, document)
 
@@ -188,7 +194,7 @@ def main():
         report()
         return
     if args.probe:
-        probe(args.variant, args.data)
+        probe(args.variant, args.epochs, args.data)
         return
     run_variant(args.variant, args.epochs, args.data)
     report()
