@@ -53,7 +53,7 @@ def test_every_accepted_trials_parameters_build_exactly_its_network(tmp_path, bu
             assert trial.state == optuna.trial.TrialState.PRUNED and trial.constraints["over_budget"] > 0
 
 
-def test_the_default_tpe_search_trains_its_own_samples(tmp_path):
+def test_tpe_search_trains_its_own_samples(tmp_path):
     search, study, drawn = _draw_many(tmp_path, 12_000_000, 60, "tpe")
     assert len(drawn) >= 15 and search.stats["shrunk"] == 0  # TPE learns the budget: no pile of rejections
     space, repaired = search.space, 0

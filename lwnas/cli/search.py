@@ -96,8 +96,9 @@ def add_commands(sub):
                    help="'synthetic' (built-in, default), a CIFAR tarball, an ImageFolder root or a list-file root")
     p.add_argument("--objective", choices=("accuracy", "accuracy-latency"), default="accuracy",
                    help="maximize proxy accuracy, or accuracy and latency together (Pareto front)")
-    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
-                   help="default: tpe, for both objectives (it learns from drafts rejected over budget)")
+    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="random",
+                   help="default: random (networks drawn under the budget); with successive halving it led TPE "
+                        "at 12-24 trainings per study (docs/benchmarks.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N (default cpu)")
     p.add_argument("--study", help="study name (default: derived from space, budget, data and objective)")

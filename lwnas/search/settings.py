@@ -23,7 +23,7 @@ class SearchSettings:
     trials: int | None = 6  # trainings (finished or stopped at a rung); None: until a compute budget is spent
     data: str = "synthetic"
     objective: str = "accuracy"  # accuracy | accuracy-latency
-    sampler: str = "tpe"  # for both objectives: it learns from rejected drafts, NSGA-II does not (README)
+    sampler: str = "random"  # with successive halving (ASHA) it led TPE at equal compute (docs/benchmarks.md)
     seed: int = 0
     device: str = "cpu"
     study: str | None = None
