@@ -1,8 +1,9 @@
 """Training images/s (SGD steps on one batch, one CPU thread) of every named config and a few random networks per
-space, with depthwise convolutions on small maps unfolded (lwnas' default) and through Paddle's conv op (before),
-measured alternately in one process; MicroNet-M2 without Dynamic Shift-Max (every `dy` zero: ReLU6 where the
-paper has Shift-Max) as the same-MAdds network the issue compares with; and, given a checkout of the authors' code
-and PyTorch, their MicroNet M0-M3 on the same CPU, batch and resolution.
+space, with lwnas' fast paths for small maps (depthwise convolutions unfolded, grouped 1x1 convolutions as a batched
+matmul; the default) and with every convolution through Paddle's conv op (before), measured alternately in one
+process; MicroNet-M2 without Dynamic Shift-Max (every `dy` zero: ReLU6 where the paper has Shift-Max) as the
+same-MAdds network the issue compares with; and, given a checkout of the authors' code and PyTorch, their MicroNet
+M0-M3 on the same CPU, batch and resolution.
 
     python benchmarks/train_throughput.py [--micronet-checkout /path/to/micronet] [--resolution 32]
         [--batch-size 64] [--steps 3] [--output benchmarks/results/train_throughput.json]
@@ -35,13 +36,13 @@ from lwnas.model.spec import ArchSpec  # noqa: E402
 from lwnas.search.space_files import get_space  # noqa: E402
 
 RANDOM_PER_SPACE = 3
-UNFOLD = blocks_common.UNFOLD_DEPTHWISE_WORK
+UNFOLD, BATCHED = blocks_common.UNFOLD_DEPTHWISE_WORK, blocks_common.GROUPED_POINTWISE_PIXELS
 LARGE_MADDS = 20e6  # at the training resolution: networks above it train at batch 16 (FasterNet-L: 2 images/s)
 
 
 def paddle_rates(spec, resolution: int, batch: int, steps: int, rounds: int = 3) -> tuple[float, float]:
     """Training images/s of `spec` (forward, cross-entropy, backward, a momentum step) through Paddle's conv op
-    (before) and with small depthwise convolutions unfolded (after): rounds of `steps` steps alternate between the
+    (before) and with the fast paths for small maps (after): rounds of `steps` steps alternate between the
     two on the same network, and each keeps its fastest round, so that load from other processes on the machine
     falls on both alike."""
     paddle.seed(0)
@@ -58,9 +59,11 @@ def paddle_rates(spec, resolution: int, batch: int, steps: int, rounds: int = 3)
     best = {False: 0.0, True: 0.0}
     for _ in range(rounds):
         for unfold in (False, True):
-            blocks_common.UNFOLD_DEPTHWISE_WORK = UNFOLD if unfold else 0  # 0: every conv through the conv op
+            # 0: every conv through the conv op
+            blocks_common.UNFOLD_DEPTHWISE_WORK = UNFOLD if unfold else 0
+            blocks_common.GROUPED_POINTWISE_PIXELS = BATCHED if unfold else 0
             best[unfold] = max(best[unfold], _rate(step, batch, steps))
-    blocks_common.UNFOLD_DEPTHWISE_WORK = UNFOLD
+    blocks_common.UNFOLD_DEPTHWISE_WORK, blocks_common.GROUPED_POINTWISE_PIXELS = UNFOLD, BATCHED
     return best[False], best[True]
 
 

@@ -152,7 +152,7 @@ class MicroBlock(nn.Layer):
             return DynamicShiftMax(channels, groups, reduction, level, init_a, init_b, a["act_max"])
 
         def group_conv(c, o, groups):
-            return [nn.Conv2D(c, o, 1, groups=groups, bias_attr=False), nn.BatchNorm2D(o)]
+            return [Conv2D(c, o, 1, groups=groups, bias_attr=False), nn.BatchNorm2D(o)]
 
         if g1 == 0:  # depthwise expansion first
             steps = _spatial_separable(c_in, a["expand"], k, s)
