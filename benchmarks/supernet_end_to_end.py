@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
@@ -71,7 +73,7 @@ def fine_tune(supernet, study: str, storage: str, trial) -> dict:
     history = checkpoint.load(last)["history"]
     return {"trial": trial.number, "arch_hash": trial.user_attrs["arch_hash"], "madds": trial.user_attrs["madds"],
             "inherited_val_top1": trial.user_attrs["top1"], "val_top1": history[-1]["top1"],
-            "tune_seconds": round(sum(h["seconds"] for h in history), 1), "folder": str(tuned.relative_to(ROOT))}
+            "tune_seconds": round(sum(h["seconds"] for h in history), 1), "folder": str(tuned)}
 
 
 def main():
@@ -96,8 +98,10 @@ def main():
     picks = sorted(scored, key=lambda t: t.user_attrs["top1"], reverse=True)[:args.top]
     tuned = [fine_tune(supernet, study_name, storage, t) for t in picks]
     chosen = max(tuned, key=lambda p: p["val_top1"])  # on validation: the test split has chosen nothing
-    folder = ROOT / chosen["folder"]
+    folder = Path(chosen["folder"])
     chosen.update(test_top1=test_top1(folder), **latencies(folder))
+    for pick in tuned:  # the run folders as the repository names them
+        pick["folder"] = os.path.relpath(pick["folder"], ROOT)
     supernet_seconds = sum(h["seconds"] for h in load_supernet(supernet)[1]["history"])
     m2 = json.loads(END_TO_END.read_text())["micronet_m2"]["seeds"]
     m2_test = [s["test_top1"] for s in m2 if s["seed"] in (0, 1, 2)]
