@@ -100,7 +100,8 @@ def _check(storage, killed=None):
 def _open_together(url, folder, processes=4):
     """Processes that open the storage and the claims table at the same instant, as workers started together:
     each imports lwnas, says it is ready and waits; all are released at once. Returns (exit code, output) per
-    process; the first line of each output is the time it was released."""
+    process (the first line of each output is the time it was released), and whether they opened within 0.5 s of
+    each other (a busy machine can hold one back)."""
     go = folder / "go"
     code = ("import os, sys, time; from lwnas.search.storage import open_storage; from lwnas.search.claims import ArchClaims\n"
             "open(f'{sys.argv[2]}.ready.{os.getpid()}', 'w').close()\n"
@@ -118,26 +119,40 @@ def _open_together(url, folder, processes=4):
         ready.unlink()
     go.unlink()
     released = [float(out.split()[0]) for code, out in results if code == 0]
-    assert len(released) < processes or max(released) - min(released) < 0.5  # they did race
-    return results
+    return results, len(released) < processes or max(released) - min(released) < 0.5
+
+
+def _three_raced_rounds(fresh_url, folder):
+    """Rounds of processes opening a fresh database (fresh_url(round) creates it) together, until three rounds
+    raced (released within 0.5 s): the creation race is timing-dependent, and before the fix most rounds lost it.
+    Every process of every round must succeed."""
+    raced = 0
+    for round_ in range(8):
+        results, together = _open_together(fresh_url(round_), folder)
+        for code, out in results:
+            assert code == 0, out
+        raced += together
+        if raced == 3:
+            return
+    raise AssertionError(f"the processes were released together in {raced} of 8 rounds: the machine is too busy")
 
 
 def test_workers_opening_a_fresh_sqlite_database_together_all_succeed(tmp_path):
-    for round_ in range(3):  # the creation race is timing-dependent: before the fix most rounds lost it
-        for code, out in _open_together(f"sqlite:///{tmp_path}/fresh{round_}.db", tmp_path):
-            assert code == 0, out
+    _three_raced_rounds(lambda round_: f"sqlite:///{tmp_path}/fresh{round_}.db", tmp_path)
 
 
 def test_workers_opening_a_fresh_postgresql_database_together_all_succeed(tmp_path, postgres):
     import sqlalchemy
 
     admin = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
-    for round_ in range(3):
+
+    def fresh(round_):
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(f"CREATE DATABASE fresh{round_}"))
-        fresh = sqlalchemy.engine.make_url(postgres).set(database=f"fresh{round_}")
-        for code, out in _open_together(fresh.render_as_string(hide_password=False), tmp_path):
-            assert code == 0, out
+        return sqlalchemy.engine.make_url(postgres).set(database=f"fresh{round_}").render_as_string(
+            hide_password=False)
+
+    _three_raced_rounds(fresh, tmp_path)
     admin.dispose()
 
 
