@@ -9,12 +9,14 @@ end_to_end.py: what a user of `lwnas search --supernet` gets at 12M MAdds on Fas
    Once-for-All fine-tunes its picks, and choose among them by last-epoch validation top-1;
 4. read the official test split once, for the chosen network, and set it beside end_to_end.py's MicroNet-M2
    trainings (same schedule, same images, seeds 0-2).
+`--control` repeats 2-4 with trials drawn at random from the same search instead of its best: what the
+supernet's ranking adds to fine-tuning and choosing on validation.
 
 Compute: the supernet's training, the search and the fine-tunings together, in wall seconds. Each step is
 skipped when its output exists (run the same command again after a stop). Results go to
 benchmarks/results/supernet_end_to_end_fashion.json.
 
-    python benchmarks/supernet_end_to_end.py [--supernet sandwich-3ep] [--trials 150] [--top 3]
+    python benchmarks/supernet_end_to_end.py [--supernet sandwich-3ep] [--trials 150] [--top 3] [--control]
 """
 from __future__ import annotations
 
@@ -85,6 +87,9 @@ def main():
     parser.add_argument("--supernet", default="sandwich-3ep", help="a run of supernet_ranking.py (VARIANT-EPOCHSep)")
     parser.add_argument("--trials", type=int, default=150)
     parser.add_argument("--top", type=int, default=3, help="picks fine-tuned on the final schedule")
+    parser.add_argument("--control", action="store_true",
+                        help="fine-tune TOP trials drawn at random from the search instead of its best, and add "
+                             "them to the results as the control (does the supernet's ranking help?)")
     args = parser.parse_args()
     supernet = ALL_RUNS / "supernet_ranking" / args.supernet
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -95,13 +100,25 @@ def main():
     study = optuna.load_study(study_name=study_name, storage=storage)
     scored = [t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)) if "duplicate_of" not in
               t.user_attrs]
-    picks = sorted(scored, key=lambda t: t.user_attrs["top1"], reverse=True)[:args.top]
+    if args.control:
+        import numpy as np
+
+        picks = [scored[i] for i in np.random.default_rng(0).choice(len(scored), args.top, replace=False)]
+    else:
+        picks = sorted(scored, key=lambda t: t.user_attrs["top1"], reverse=True)[:args.top]
     tuned = [fine_tune(supernet, study_name, storage, t) for t in picks]
     chosen = max(tuned, key=lambda p: p["val_top1"])  # on validation: the test split has chosen nothing
     folder = Path(chosen["folder"])
     chosen.update(test_top1=test_top1(folder), **latencies(folder))
     for pick in tuned:  # the run folders as the repository names them
         pick["folder"] = os.path.relpath(pick["folder"], ROOT)
+    if args.control:
+        document = json.loads(OUTPUT.read_text())
+        document["control"] = {"picks": tuned, "chosen": chosen,
+                               "how": f"{args.top} trials drawn at random from the search (numpy seed 0)"}
+        OUTPUT.write_text(json.dumps(document, indent=1) + "\n")
+        print(json.dumps(document["control"], indent=1))
+        return
     supernet_seconds = sum(h["seconds"] for h in load_supernet(supernet)[1]["history"])
     m2 = json.loads(END_TO_END.read_text())["micronet_m2"]["seeds"]
     m2_test = [s["test_top1"] for s in m2 if s["seed"] in (0, 1, 2)]
