@@ -44,17 +44,27 @@ def lwnas(*args: str):
     subprocess.run([sys.executable, "-m", "lwnas.cli", *args], check=True, cwd=ROOT)
 
 
-def search(supernet, trials: int, study: str, storage: str) -> float:
-    """The supernet search (resumed if stopped), and its wall seconds over all runs."""
+def search(supernet, trials: int, study: str, storage: str) -> list:
+    """The supernet search (resumed if stopped: `--trials` counts new trials, so only the missing ones), and its
+    first `trials` scored trials."""
     import optuna
 
+    def scored():
+        try:
+            done = optuna.load_study(study_name=study, storage=storage).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        except KeyError:  # no study yet
+            return []
+        return sorted((t for t in done if "duplicate_of" not in t.user_attrs), key=lambda t: t.number)[:trials]
+
+    missing = trials - len(scored())
+    if missing <= 0:
+        return scored()
     lwnas("search", "--space", "micro", "--flops-budget", "12M", "--supernet", str(supernet), "--data", str(DATA),
-          "--trials", str(trials), "--val-subset", str(FINAL.val_subset),
+          "--trials", str(missing), "--val-subset", str(FINAL.val_subset),
           "--baseline", "micronet_m2", "--seed", "0", "--study", study, "--storage", storage,
           "--runs-dir", str(RUNS))
-    done = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
-    return sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done
-               if t.datetime_complete and t.datetime_start)
+    return scored()
 
 
 def fine_tune(supernet, study: str, storage: str, trial) -> dict:
@@ -96,10 +106,9 @@ def main():
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study_name, storage = f"supernet-{args.supernet}", f"sqlite:///{RUNS}/search.db"
     start = time.perf_counter()
-    search_seconds = search(supernet, args.trials, study_name, storage)
+    scored = search(supernet, args.trials, study_name, storage)
+    search_seconds = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in scored)
     study = optuna.load_study(study_name=study_name, storage=storage)
-    scored = [t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)) if "duplicate_of" not in
-              t.user_attrs]
     if args.control:
         import numpy as np
 
