@@ -12,6 +12,8 @@ M2 trainings), and runs with three seeds:
 - proxy3-median: the former default, a 3-epoch proxy with the median pruner; its best trial is then trained on the
   final schedule, which the budget includes (its search gets BUDGET_EPOCHS - 15).
 - micronet_m2: MicroNet-M2 trained on the final schedule, per seed.
+- random-sha-rf2, random-sha-min1: the default with another reduction factor (2) or minimum resource (1 epoch),
+  seed 0 only.
 The default method was chosen on the validation top-1 of seeds 0-2 (random-sha led tpe-sha on every seed); fresh
 seeds (CONFIRMATION_SEEDS) of the default and M2 then report its test top-1 on runs that chose nothing.
 Per pick: MAdds, validation and test top-1, eager and Paddle Inference latency (224 px, batch 1, one thread),
@@ -56,7 +58,12 @@ METHODS = {
     "tpe-sha": {"sampler": "tpe", "pruner": "sha", "proxy_epochs": FINAL.epochs},
     "random-sha": {"sampler": "random", "pruner": "sha", "proxy_epochs": FINAL.epochs},
     "proxy3-median": {"sampler": "tpe", "pruner": "median", "proxy_epochs": 3},
+    # the default's pruner varied (rungs at epochs 2 and 6 of 15 by default): keep the best half at epochs 2, 4, 8
+    # (reduction factor 2), or the best third at epochs 1, 3, 9 (minimum resource 1)
+    "random-sha-rf2": {"sampler": "random", "pruner": "sha", "proxy_epochs": FINAL.epochs, "reduction_factor": 2},
+    "random-sha-min1": {"sampler": "random", "pruner": "sha", "proxy_epochs": FINAL.epochs, "min_epochs": 1},
 }
+PRUNER_VARIANTS = ("random-sha-rf2", "random-sha-min1")  # one seed each, after the confirmation seeds
 DEFAULT = "random-sha"
 SEEDS = (0, 1, 2)
 CONFIRMATION_SEEDS = (3, 4)  # the default and M2 only, after the default was chosen on seeds 0-2's validation
@@ -68,14 +75,16 @@ def jobs() -> list[str]:
     ablation after them all."""
     final = [m for m, method in METHODS.items() if method["proxy_epochs"] == FINAL.epochs]
     ablations = [m for m in METHODS if m not in final]
+    final = [m for m in final if m not in PRUNER_VARIANTS]
     return [job for seed in SEEDS for job in (f"m2:{seed}", *(f"{m}:{seed}" for m in final))] + \
         [job for seed in CONFIRMATION_SEEDS for job in (f"m2:{seed}", f"{DEFAULT}:{seed}")] + \
-        [f"{m}:{seed}" for m in ablations for seed in SEEDS]
+        [f"{m}:0" for m in PRUNER_VARIANTS] + [f"{m}:{seed}" for m in ablations for seed in SEEDS]
 
 
 def settings() -> dict:
+    """What every recorded result shares; methods may be added later (a method's options never change)."""
     return {"data": FASHION.name, "budget": BUDGET, "space": "micro", "final": FINAL.to_dict(),
-            "methods": METHODS, "test": "official test split (10,000), reported only"}
+            "test": "official test split (10,000), reported only"}
 
 
 def train_final(spec, name: str, seed: int, data) -> tuple:
@@ -141,6 +150,7 @@ def run_search(method: str, seed: int, data) -> dict:
     search = Search(SearchSettings(
         space="micro", budget=BUDGET, trials=None, data=str(FASHION), sampler=options["sampler"], seed=seed,
         study=name, storage=f"sqlite:///{FOLDER}/{name}.db", runs_dir=str(FOLDER), pruner=options["pruner"],
+        min_epochs=options.get("min_epochs", 2), reduction_factor=options.get("reduction_factor", 3),
         max_epochs=BUDGET_EPOCHS - (FINAL.epochs if retrain else 0), latency_runs=10, proxy=proxy))
     search.train_set, search.val_set = data  # the same images as every other job (load_data is deterministic)
     study = search.run()
@@ -192,9 +202,12 @@ def remeasure_latencies():
 def record(job: str, entry: dict):
     key = "micronet_m2" if job.startswith("m2:") else job.split(":")[0]
     with locked(OUTPUT) as document:
-        document = document or {"settings": settings(), "default": DEFAULT}
-        if document["settings"] != settings():
+        document = document or {"settings": {**settings(), "methods": {}}, "default": DEFAULT}
+        stored = dict(document["settings"])
+        methods = stored.pop("methods", {})
+        if stored != settings() or any(methods.get(m, METHODS[m]) != METHODS[m] for m in METHODS):
             raise SystemExit(f"{OUTPUT} was made with other settings; move it away to start again")
+        document["settings"]["methods"] = {**methods, **METHODS}
         document.setdefault(key, {"seeds": []})["seeds"].append(entry)
         write(OUTPUT, document)
 
