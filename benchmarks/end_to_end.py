@@ -73,9 +73,8 @@ LATENCY_RESOLUTION = 224  # the space's, at which MAdds are counted
 def jobs() -> list[str]:
     """Every seed's M2 and final-schedule searches first, then the confirmation seeds; the 3-epoch proxy's
     ablation after them all."""
-    final = [m for m, method in METHODS.items() if method["proxy_epochs"] == FINAL.epochs]
-    ablations = [m for m in METHODS if m not in final]
-    final = [m for m in final if m not in PRUNER_VARIANTS]
+    final = [m for m, method in METHODS.items() if method["proxy_epochs"] == FINAL.epochs and m not in PRUNER_VARIANTS]
+    ablations = [m for m, method in METHODS.items() if method["proxy_epochs"] != FINAL.epochs]
     return [job for seed in SEEDS for job in (f"m2:{seed}", *(f"{m}:{seed}" for m in final))] + \
         [job for seed in CONFIRMATION_SEEDS for job in (f"m2:{seed}", f"{DEFAULT}:{seed}")] + \
         [f"{m}:0" for m in PRUNER_VARIANTS] + [f"{m}:{seed}" for m in ablations for seed in SEEDS]
@@ -150,7 +149,7 @@ def run_search(method: str, seed: int, data) -> dict:
     search = Search(SearchSettings(
         space="micro", budget=BUDGET, trials=None, data=str(FASHION), sampler=options["sampler"], seed=seed,
         study=name, storage=f"sqlite:///{FOLDER}/{name}.db", runs_dir=str(FOLDER), pruner=options["pruner"],
-        min_epochs=options.get("min_epochs", 2), reduction_factor=options.get("reduction_factor", 3),
+        **{key: options[key] for key in ("min_epochs", "reduction_factor") if key in options},
         max_epochs=BUDGET_EPOCHS - (FINAL.epochs if retrain else 0), latency_runs=10, proxy=proxy))
     search.train_set, search.val_set = data  # the same images as every other job (load_data is deterministic)
     study = search.run()

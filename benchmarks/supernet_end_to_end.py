@@ -33,7 +33,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 from common import FASHION as DATA, RESULTS, ROOT, RUNS as ALL_RUNS  # noqa: E402
-from end_to_end import FINAL, OUTPUT as END_TO_END, latencies, test_top1  # noqa: E402
+from end_to_end import FINAL, OUTPUT as END_TO_END, SEEDS, latencies, test_top1  # noqa: E402
 
 RUNS = ALL_RUNS / "supernet_end_to_end"
 OUTPUT = RESULTS / "supernet_end_to_end_fashion.json"
@@ -57,11 +57,11 @@ def search(supernet, trials: int, study: str, storage: str) -> list:
             return []
         return sorted((t for t in done if "duplicate_of" not in t.user_attrs), key=lambda t: t.number)[:trials]
 
-    missing = trials - len(scored())
-    if missing <= 0:
-        return scored()
+    done = scored()
+    if len(done) >= trials:
+        return done
     lwnas("search", "--space", "micro", "--flops-budget", "12M", "--supernet", str(supernet), "--data", str(DATA),
-          "--trials", str(missing), "--val-subset", str(FINAL.val_subset),
+          "--trials", str(trials - len(done)), "--val-subset", str(FINAL.val_subset),
           "--baseline", "micronet_m2", "--seed", "0", "--study", study, "--storage", storage,
           "--runs-dir", str(RUNS))
     return scored()
@@ -121,17 +121,18 @@ def main():
     chosen.update(test_top1=test_top1(folder), **latencies(folder))
     for pick in tuned:  # the run folders as the repository names them
         pick["folder"] = os.path.relpath(pick["folder"], ROOT)
-    if args.control:
-        document = json.loads(OUTPUT.read_text())
-        document["control"] = {"picks": tuned, "chosen": chosen,
-                               "how": f"{args.top} trials drawn at random from the search (numpy seed 0)"}
+    earlier = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {}
+    if args.control:  # beside the search's own picks, which a later run without --control keeps in turn
+        document = {**earlier, "control": {"picks": tuned, "chosen": chosen,
+                                           "how": f"{args.top} trials drawn at random from the search (numpy seed 0)"}}
         OUTPUT.write_text(json.dumps(document, indent=1) + "\n")
         print(json.dumps(document["control"], indent=1))
         return
     supernet_seconds = sum(h["seconds"] for h in load_supernet(supernet)[1]["history"])
     m2 = json.loads(END_TO_END.read_text())["micronet_m2"]["seeds"]
-    m2_test = [s["test_top1"] for s in m2 if s["seed"] in (0, 1, 2)]
+    m2_test = [s["test_top1"] for s in m2 if s["seed"] in SEEDS]
     document = {
+        **({"control": earlier["control"]} if "control" in earlier else {}),
         "settings": {"supernet": args.supernet, "trials": len(scored), "top": args.top, "final": FINAL.to_dict(),
                      "selection": "validation split (2,000 images held out of training); test split read once"},
         "compute_seconds": {"supernet": round(supernet_seconds), "search": round(search_seconds),

@@ -68,8 +68,9 @@ class Conv2D(nn.Conv2D):
     """nn.Conv2D whose depthwise convolutions on small maps run as an unfold and a per-channel weighted sum, and
     whose grouped 1x1 convolutions on small maps run as a batched matmul, in eager mode on CPU. Paddle's CPU
     kernel runs a grouped conv as one small GEMM per (image, group): 28 ms for 64 images of 576 channels at 1x1
-    with a 1x3 kernel, against 2 ms unfolded; MicroNet's late stages are made of such convs. Traced graphs (export, Paddle Inference) and other devices keep the conv op. Same parameters and
-    state, same function up to float rounding."""
+    with a 1x3 kernel, against 2 ms unfolded; MicroNet's late stages are made of such convs. Traced graphs
+    (export, Paddle Inference) and other devices keep the conv op. Same parameters and state, same function up to
+    float rounding."""
 
     def forward(self, x):
         if self._unfolds(x):
