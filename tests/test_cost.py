@@ -23,6 +23,7 @@ def test_analytic_count_equals_hooks_on_built_network(name):
     model.eval()
     deployed = lwnas.count_built(lwnas.reparameterize(model), spec.resolution)
     assert (analytic.macs, analytic.params) == (deployed.macs, deployed.params)
+    assert (analytic.kernels, analytic.written) == (deployed.kernels, deployed.written)  # the latency features
 
 
 def test_every_config_has_a_published_reference():

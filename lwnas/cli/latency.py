@@ -39,11 +39,11 @@ def cmd_latency(args):
 
         table = LatencyTable.load(args.table)
         print(f"{args.table} predicts {table.predict(spec, res):.3f} ms ({table.engine}, {table.threads} thread(s), "
-              f"{100 * table.coverage(spec):.0f}% of the blocks in the table)")
+              f"fitted on {len(table.networks)} networks)")
 
 
 def latency_table(args):
-    """`lwnas latency table --space S`: time the blocks of random networks of S on this machine."""
+    """`lwnas latency table --space S`: time random networks of S on this machine and fit the table on them."""
     from ..deploy.predictor import build_table, sample_specs
     from ..search.space_files import get_space
 
@@ -51,12 +51,12 @@ def latency_table(args):
         raise LwnasError("latency table needs --space (e.g. --space micro)")
     space = get_space(args.space)
     specs = sample_specs(space, args.samples, args.seed, args.classes)
-    table = build_table(specs, args.engine, args.threads, args.batch_size, args.runs)
+    table = build_table(specs, args.engine, args.threads, args.batch_size, args.runs, args.resolution)
     output = args.output or f"latency-{space.name}-{args.engine}.json"
     table.save(output)
-    errors = [abs(table.scale * a + table.overhead - b) / b for a, b in table.networks]
-    print(f"wrote {output}: {len(table.blocks)} blocks of {len(specs)} networks; network = {table.scale:.3f} x sum of "
-          f"blocks + {table.overhead:.2f} ms (on these networks: mean error {100 * sum(errors) / len(errors):.1f}%)")
+    errors = [abs(table.predict(spec) / min(network["ms"].values()) - 1) for spec, network in zip(specs, table.networks)]
+    print(f"wrote {output}: fitted on {len(specs)} networks, {len(table.types)} block types (on these networks: mean "
+          f"error {100 * sum(errors) / len(errors):.1f}%; held-out accuracy: benchmarks/latency_predictor.py)")
 
 
 def add_commands(sub):
@@ -75,8 +75,8 @@ def add_commands(sub):
                         "ONNX export in ONNX Runtime (the onnx extra)")
     p.add_argument("--table", help="also print the latency this table (from `lwnas latency table`) predicts")
     p.add_argument("--space", help="latency table: the search space whose blocks it times")
-    p.add_argument("--samples", type=positive_int, default=40,
-                   help="latency table: random networks of the space whose blocks are timed (default 40)")
+    p.add_argument("--samples", type=positive_int, default=60,
+                   help="latency table: random networks of the space timed to fit it (default 60)")
     p.add_argument("--classes", type=positive_int, default=1000, help="latency table: classes of the head")
     p.add_argument("--seed", type=int, default=0, help="latency table: picks the random networks")
     p.add_argument("--output", help="latency table: where to write it (default latency-SPACE-ENGINE.json)")

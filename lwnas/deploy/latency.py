@@ -36,8 +36,17 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
 
     engine 'eager' times the dynamic-graph model; 'inference' exports it (paddle.jit.save) and times a
     Paddle Inference predictor, which is what a deployment runs (on a CPU, with whichever of its two backends is
-    faster for this network: see `_predictor`); 'onnxruntime' exports it to ONNX and times an ONNX Runtime session
+    faster for this network: see `_predictors`); 'onnxruntime' exports it to ONNX and times an ONNX Runtime session
     on the CPU, as many edge deployments run it."""
+    backends = measure_backends(model, resolution, batch_size, warmup, runs, in_channels, engine, threads)
+    return min(backends.values(), key=lambda latency: latency.median_ms)
+
+
+def measure_backends(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs: int = 50,
+                     in_channels: int = 3, engine: str = "eager", threads: int = 1) -> dict[str, Latency]:
+    """`measure` for each backend the engine can run: Paddle Inference on a CPU has two (keys 'oneDNN' and
+    'native kernels'; see `_predictors`), every other engine one (key: the engine). A latency predictor models each
+    backend apart, since a deployment picks the faster one per network."""
     import paddle
 
     device = paddle.device.get_device()
@@ -45,11 +54,12 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
     sync = paddle.device.synchronize if device.startswith("gpu") else (lambda: None)
     shape = [batch_size, in_channels, resolution, resolution]
     if engine == "inference" and not device.startswith("gpu"):
-        timed = [_timed(_predictor(model, shape, device, threads, onednn), warmup, runs, sync) for onednn in (True, False)]
-        times, backend = min(zip(timed, ("oneDNN", "native kernels")), key=lambda t: np.median(t[0]))
-        return _summary(times, batch_size, resolution, f"{device}/inference ({backend})", threads)
+        predictors = _predictors(model, shape, device, threads, CPU_INFERENCE_BACKENDS)
+        return {backend: _summary(_timed(run, warmup, runs, sync), batch_size, resolution,
+                                  f"{device}/inference ({backend})", threads)
+                for backend, run in zip(CPU_INFERENCE_BACKENDS, predictors)}
     if engine == "inference":
-        run = _predictor(model, shape, device, threads)
+        (run,) = _predictors(model, shape, device, threads)
     elif engine == "onnxruntime":
         run = _onnx_session(model, shape, device, threads)
     elif engine == "eager":
@@ -60,7 +70,10 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
                 model(x)
     else:
         raise ValueError(f"unknown engine {engine!r}")
-    return _summary(_timed(run, warmup, runs, sync), batch_size, resolution, f"{device}/{engine}", threads)
+    return {engine: _summary(_timed(run, warmup, runs, sync), batch_size, resolution, f"{device}/{engine}", threads)}
+
+
+CPU_INFERENCE_BACKENDS = ("oneDNN", "native kernels")
 
 
 def _timed(run, warmup: int, runs: int, sync) -> list[float]:
@@ -81,10 +94,10 @@ def _summary(times: list[float], batch_size: int, resolution: int, engine: str, 
     return Latency(float(median), float(q3 - q1), len(times), batch_size, resolution, engine, threads)
 
 
-def _predictor(model, shape, device, threads, onednn: bool = True):
-    """Export to a temporary folder (removed once the predictor has loaded it) and return a callable running one
-    Paddle Inference prediction. On a CPU, `onednn` picks the backend: Intel's oneDNN kernels (Paddle's default)
-    or Paddle's native ones. Neither wins everywhere: MicroNet's ~450 small operators per image (group
+def _predictors(model, shape, device, threads, backends=(None,)) -> list:
+    """Export once to a temporary folder (removed once the predictors have loaded it) and return, per backend, a
+    callable running one Paddle Inference prediction. On a CPU the backend is Intel's oneDNN kernels (Paddle's
+    default) or Paddle's native ones. Neither wins everywhere: MicroNet's ~450 small operators per image (group
     convolutions, shuffles, Dynamic Shift-Max) run 1.3-2.3x faster natively (M2: 10.7 against 17.3 ms), while
     MobileNetV3, ShuffleNet and the other families run 2.5x faster on oneDNN; a deployment sets the faster one
     (`config.disable_mkldnn()` for the native kernels)."""
@@ -94,22 +107,25 @@ def _predictor(model, shape, device, threads, onednn: bool = True):
     import paddle
     from paddle import inference
 
-    with tempfile.TemporaryDirectory(prefix="lwnas-latency-") as folder:  # the predictor reads it when created
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="lwnas-latency-") as folder:  # the predictors read it when created
         paddle.jit.save(model, os.path.join(folder, "model"),
                         input_spec=[paddle.static.InputSpec(shape, "float32", "x")])
         graph = next(f for f in os.listdir(folder) if f.endswith((".json", ".pdmodel")))
-        config = inference.Config(os.path.join(folder, graph), os.path.join(folder, "model.pdiparams"))
-        if device.startswith("gpu"):
-            config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
-        else:
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(threads)
-            config.enable_mkldnn() if onednn else config.disable_mkldnn()
-        config.disable_glog_info()
-        predictor = inference.create_predictor(config)
-    predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(
-        np.random.default_rng(0).standard_normal(shape).astype("float32"))
-    return predictor.run
+        for backend in backends:
+            config = inference.Config(os.path.join(folder, graph), os.path.join(folder, "model.pdiparams"))
+            if device.startswith("gpu"):
+                config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
+            else:
+                config.disable_gpu()
+                config.set_cpu_math_library_num_threads(threads)
+                config.enable_mkldnn() if backend == "oneDNN" else config.disable_mkldnn()
+            config.disable_glog_info()
+            predictor = inference.create_predictor(config)
+            predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(
+                np.random.default_rng(0).standard_normal(shape).astype("float32"))
+            runs.append(predictor.run)
+    return runs
 
 
 def _onnx_session(model, shape, device, threads):

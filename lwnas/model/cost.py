@@ -21,13 +21,15 @@ def _pair(v):
 
 
 class Tally:
-    """Tracks a feature map's shape through a block while summing its multiply-adds and parameters."""
+    """Tracks a feature map's shape through a block while summing its multiply-adds and parameters, and the
+    convolutions and fully-connected layers it runs (`kernels`) with the elements they write (`written`): what a
+    latency predictor needs beside MAdds, since small layers cost a call each whatever their arithmetic."""
 
-    __slots__ = ("c", "h", "w", "macs", "params", "train_params")
+    __slots__ = ("c", "h", "w", "macs", "params", "train_params", "kernels", "written")
 
     def __init__(self, c: int, h: int, w: int):
         self.c, self.h, self.w = c, h, w
-        self.macs = self.params = self.train_params = 0
+        self.macs = self.params = self.train_params = self.kernels = self.written = 0
 
     def _add(self, macs: int, params: int, train_params: int | None = None):
         self.macs += macs
@@ -46,11 +48,15 @@ class Tally:
         params = weights + (out if bias else 0) + (2 * out if bn else 0)
         self._add(self.h * self.w * weights, params, train_params)
         self.c = out
+        self.kernels += 1
+        self.written += out * self.h * self.w
         return self
 
     def linear(self, c_in: int, out: int, bias: bool = True, bn: bool = False):
         """A fully-connected layer on a pooled vector; does not change the tracked map."""
         self._add(c_in * out, c_in * out + (out if bias else 0) + (2 * out if bn else 0))
+        self.kernels += 1
+        self.written += out
 
     def pool(self, kernel: int, stride: int, padding: int):
         self.h = (self.h + 2 * padding - kernel) // stride + 1
@@ -62,6 +68,8 @@ class Cost:
     macs: int
     params: int
     train_params: int
+    kernels: int = 0  # convolutions and fully-connected layers (Tally)
+    written: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class LayerCost:
     macs: int
     params: int
     train_params: int
+    kernels: int  # convolutions and fully-connected layers
+    written: int  # elements those write
 
 
 def trace(spec, resolution: int | None = None) -> list[LayerCost]:
@@ -91,13 +101,14 @@ def trace(spec, resolution: int | None = None) -> list[LayerCost]:
             problem = block_type.check(tally.c, args)
             if problem:
                 raise SpecError(path, problem)
-        before = (tally.c, tally.h, tally.w, tally.macs, tally.params, tally.train_params)
+        before = (tally.c, tally.h, tally.w, tally.macs, tally.params, tally.train_params, tally.kernels, tally.written)
         block_type.cost(tally, args)
         if tally.h < 1 or tally.w < 1:
             raise SpecError(path, f"feature map shrinks to {tally.h}x{tally.w} at resolution {res}; "
                                   f"use a larger resolution or fewer stride-2 blocks")
         rows.append(LayerCost(path, block.type, before[:3], (tally.c, tally.h, tally.w),
-                              tally.macs - before[3], tally.params - before[4], tally.train_params - before[5]))
+                              tally.macs - before[3], tally.params - before[4], tally.train_params - before[5],
+                              tally.kernels - before[6], tally.written - before[7]))
     return rows
 
 
@@ -105,32 +116,36 @@ def count(spec, resolution: int | None = None) -> Cost:
     """Multiply-adds and parameters of a spec at its resolution or the one given (`lwnas.count` also takes a
     config name)."""
     rows = trace(spec, resolution)
-    return Cost(sum(r.macs for r in rows), sum(r.params for r in rows), sum(r.train_params for r in rows))
+    return Cost(*(sum(getattr(r, name) for r in rows)
+                  for name in ("macs", "params", "train_params", "kernels", "written")))
 
 
 def count_built(model, resolution: int, in_channels: int = 3) -> Cost:
-    """Independent check of `count`: hooks on every Conv2D and Linear of a built Paddle network.
+    """Independent check of `count`: hooks on every Conv2D, Linear and Dynamic Shift-Max of a built Paddle network.
 
     Run on the network as built, `params` is the multi-branch count; run after lwnas.reparameterize,
     it is the deployed count. The returned Cost has params == train_params (the network is what it is).
     """
     import paddle
 
-    macs = 0
+    macs = kernels = written = 0
 
     def conv_hook(layer, inputs, output):
-        nonlocal macs
+        nonlocal macs, kernels, written
         kh, kw = layer.weight.shape[2:]
         macs += int(output[0].numel()) * (layer.weight.shape[1]) * kh * kw
+        kernels, written = kernels + 1, written + int(output[0].numel())
 
     def linear_hook(layer, inputs, output):
-        nonlocal macs
+        nonlocal macs, kernels, written
         rows = int(output.numel()) // output.shape[0] // layer.weight.shape[1]
         macs += rows * layer.weight.shape[0] * layer.weight.shape[1]
+        kernels, written = kernels + 1, written + int(output.numel()) // output.shape[0]
 
     def shift_max_hook(layer, inputs, output):
-        nonlocal macs
+        nonlocal macs, kernels, written
         macs += fusion_macs(int(output[0].numel()), layer.branches)
+        kernels, written = kernels + layer.branches, written + layer.branches * int(output[0].numel())
 
     from .blocks.micronet import DynamicShiftMax, fusion_macs
 
@@ -152,4 +167,4 @@ def count_built(model, resolution: int, in_channels: int = 3) -> Cost:
             h.remove()
         model.train(was_training)
     params = sum(int(p.numel()) for p in model.parameters() if p.trainable)
-    return Cost(macs, params, params)
+    return Cost(macs, params, params, kernels, written)

@@ -74,6 +74,8 @@ def dy_shift_max_cost(t, channels, reduction, branches):
     t.linear(channels, squeeze)
     t.linear(squeeze, channels * 2 * branches)
     t.macs += fusion_macs(channels * t.h * t.w, branches)
+    t.kernels += branches  # each fusion's element-wise pass writes the whole map
+    t.written += branches * channels * t.h * t.w
 
 
 def fusion_macs(elements: int, branches: int) -> int:
