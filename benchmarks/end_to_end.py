@@ -150,7 +150,8 @@ def run_search(method: str, seed: int, data) -> dict:
         space="micro", budget=BUDGET, trials=None, data=str(FASHION), sampler=options["sampler"], seed=seed,
         study=name, storage=f"sqlite:///{FOLDER}/{name}.db", runs_dir=str(FOLDER), pruner=options["pruner"],
         **{key: options[key] for key in ("min_epochs", "reduction_factor") if key in options},
-        max_epochs=BUDGET_EPOCHS - (FINAL.epochs if retrain else 0), latency_runs=10, proxy=proxy))
+        max_epochs=BUDGET_EPOCHS - (FINAL.epochs if retrain else 0), latency_runs=10, latency_engine="eager",
+        proxy=proxy))  # the picks are timed with both engines afterwards (`latency`)
     search.train_set, search.val_set = data  # the same images as every other job (load_data is deterministic)
     study = search.run()
     trials = study.get_trials(deepcopy=False)

@@ -63,7 +63,7 @@ def run_study(objective: str, name: str, seed: int, trials: int, data: str) -> d
     settings = SearchSettings(space="micro", budget=BUDGET, trials=trials, until_total=trials, data=data,
                               objective=objective, sampler=sampler, seed=seed, runs_dir=str(RUNS),
                               prescreen=int(prescreen or 1), study=stem, storage=f"sqlite:///{RUNS}/{stem}.db",
-                              latency_runs=10, proxy=PROXY)
+                              latency_runs=10, latency_engine="eager", proxy=PROXY)
     search = Search(settings)
     start = time.perf_counter()
     study = search.run()

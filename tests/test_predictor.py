@@ -10,6 +10,7 @@ import pytest
 
 from lwnas.deploy.predictor import FEATURES, LatencyTable, build_table, network_features, sample_specs
 from lwnas.errors import LwnasError
+from lwnas.model.configs import get_config
 from lwnas.search.results import show_study
 from lwnas.search.settings import SearchSettings
 from lwnas.search.space_files import get_space
@@ -26,14 +27,21 @@ def table_and_specs(tmp_path_factory):
     return table, specs, path
 
 
-def test_the_table_round_trips_and_predicts_the_networks_it_was_fitted_on(table_and_specs):
+def test_the_table_round_trips(table_and_specs):
     table, specs, path = table_and_specs
     again = LatencyTable.load(path)
-    for spec, network in zip(specs, table.networks):
+    assert again == table
+    for spec in specs:
         assert again.predict(spec) == pytest.approx(table.predict(spec), rel=1e-12)
-        # Stated tolerance: four networks and more coefficients than networks, so the fit passes within its ridge
-        # penalty of every timing it was given; 5% leaves room for nothing else.
-        assert again.predict(spec) == pytest.approx(network["ms"]["eager"], rel=0.05)
+
+
+def test_the_table_predicts_the_networks_it_was_fitted_on():
+    """Stated tolerance: 12 networks at 32 px timed on this (possibly busy) CPU; in three trial runs the fit was
+    off by at most 5.3% for one network and 1.5% on average."""
+    specs = sample_specs(get_space("micro"), 12, seed=0, num_classes=10)
+    table = build_table(specs, engine="eager", runs=5, resolution=32, note=lambda line: None)
+    errors = [abs(table.predict(spec) / network["ms"]["eager"] - 1) for spec, network in zip(specs, table.networks)]
+    assert max(errors) <= 0.10 and np.mean(errors) <= 0.04
 
 
 def synthetic_table(specs, truth) -> LatencyTable:
@@ -89,6 +97,19 @@ def test_a_bad_table_file_is_one_clear_error(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and "no latency table at 'nowhere.json'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_cli_builds_a_table_and_predicts_a_named_config_with_it(tmp_path):
+    table = tmp_path / "micro.json"
+    cli = [sys.executable, "-m", "lwnas.cli", "latency"]
+    built = subprocess.run([*cli, "table", "--space", "micro", "--engine", "eager", "--samples", "3", "--runs", "2",
+                            "--output", str(table)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    assert f"wrote {table}: fitted on 3 networks, 8 block types" in built.stdout
+    shown = subprocess.run([*cli, "micronet_m1", "--engine", "eager", "--runs", "3", "--table", str(table)],
+                           capture_output=True, text=True)
+    predicted = float(shown.stdout.split(f"{table} predicts ")[1].split(" ms")[0])
+    assert predicted == pytest.approx(LatencyTable.load(table).predict(get_config("micronet_m1")), rel=1e-3)
 
 
 def test_a_search_on_predicted_latency_times_its_front_for_real(tmp_path, table_and_specs, capsys):

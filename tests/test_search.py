@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import optuna
 import pytest
@@ -16,6 +17,7 @@ from lwnas.search.settings import SearchSettings
 from lwnas.search.slots import claim_architecture
 from lwnas.search.storage import trained_trials
 from lwnas.search.study import Search
+from lwnas.search.trial_latency import auto_latency_engine
 from lwnas.train.settings import TrainConfig
 
 FAST = ["--epochs", "1", "--train-subset", "160", "--val-subset", "80", "--latency-runs", "3",
@@ -218,6 +220,21 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     space.write_text(ONE_POINT.replace("out: 16", "out: 24"))  # the same file name, another space
     with pytest.raises(LwnasError, match=r"\(space_file_sha256: changed\)"):
         Search(_settings(tmp_path, space)).open_study()
+
+
+def test_auto_times_as_deployed_where_that_is_cheap_beside_training_and_fixes_the_engine_in_the_identity(tmp_path):
+    space = tmp_path / "one.yaml"
+    space.write_text(ONE_POINT)
+    study = Search(_settings(tmp_path, space)).open_study()  # 64 training images, 1 epoch: a quick look
+    assert study.user_attrs["settings"]["latency_engine"] == "eager"
+    Search(_settings(tmp_path, space)).open_study()  # auto again resolves alike: the study resumes
+    assert auto_latency_engine("auto", 2_000, 15) == "inference"  # the default schedule on 2,000 images
+    assert auto_latency_engine("auto", 1_999, 15) == "eager"
+    assert auto_latency_engine("eager", 60_000, 15) == "eager"  # an engine the user names is kept
+    larger = _settings(tmp_path, space, train_subset=None)
+    larger.proxy = replace(larger.proxy, epochs=50)  # the synthetic set's ~1,000 training images x 50 epochs
+    with pytest.raises(LwnasError, match=r"latency_engine: eager -> inference"):
+        Search(larger).open_study()
 
 
 def test_a_study_scored_on_the_test_split_by_an_older_lwnas_is_refused_not_misread(tmp_path):

@@ -20,7 +20,8 @@ def cmd_latency(args):
     spec = resolve(args.arch)
     model = deployable(build(spec))
     res = args.resolution or spec.resolution
-    runs = [measure(model, res, args.batch_size, args.warmup, args.runs, spec.in_channels, args.engine, args.threads)
+    runs = [measure(model, res, args.batch_size, args.warmup, args.runs or 50, spec.in_channels, args.engine,
+                    args.threads)
             for _ in range(args.repeat)]
     if args.json:
         print(json.dumps({"name": spec.name, "arch_hash": spec.arch_hash, "measurements": [r.to_dict() for r in runs]},
@@ -51,7 +52,7 @@ def latency_table(args):
         raise LwnasError("latency table needs --space (e.g. --space micro)")
     space = get_space(args.space)
     specs = sample_specs(space, args.samples, args.seed, args.classes)
-    table = build_table(specs, args.engine, args.threads, args.batch_size, args.runs, args.resolution)
+    table = build_table(specs, args.engine, args.threads, args.batch_size, args.runs or 20, args.resolution)
     output = args.output or f"latency-{space.name}-{args.engine}.json"
     table.save(output)
     errors = [abs(table.predict(spec) / min(network["ms"].values()) - 1) for spec, network in zip(specs, table.networks)]
@@ -67,7 +68,8 @@ def add_commands(sub):
     p.add_argument("--batch-size", type=positive_int, default=1)
     p.add_argument("--resolution", type=positive_int)
     p.add_argument("--warmup", type=positive_int, default=10)
-    p.add_argument("--runs", type=positive_int, default=50)
+    p.add_argument("--runs", type=positive_int,
+                   help="timed runs (default 50); for a table, per round of 6 (default 20)")
     p.add_argument("--repeat", type=positive_int, default=1, help="repeat the measurement to see its spread")
     p.add_argument("--threads", type=positive_int, default=1, help="CPU math threads (default 1)")
     p.add_argument("--engine", choices=("eager", "inference", "onnxruntime"), default="eager",

@@ -48,11 +48,11 @@ def positive_int(text: str) -> int:
 def latency_engine(text: str) -> str:
     from pathlib import Path
 
-    if text in ("eager", "inference", "onnxruntime") or text.startswith("predict:") and Path(text[8:]).is_file():
+    if text in ("auto", "eager", "inference", "onnxruntime") or text.startswith("predict:") and Path(text[8:]).is_file():
         return text
     if text.startswith("predict:"):
         raise argparse.ArgumentTypeError(f"no latency table at {text[8:]!r} (build one with `lwnas latency table`)")
-    raise argparse.ArgumentTypeError(f"expected eager, inference, onnxruntime or predict:TABLE, got {text!r}")
+    raise argparse.ArgumentTypeError(f"expected auto, eager, inference, onnxruntime or predict:TABLE, got {text!r}")
 
 
 def add_amp_options(p):

@@ -17,6 +17,7 @@ class Latency:
     resolution: int
     device: str
     threads: int = 1
+    fast_ms: float | None = None  # the lowest 10th percentile of a round of runs (measure_backends)
 
     @property
     def spread(self) -> float:
@@ -24,7 +25,8 @@ class Latency:
         return self.iqr_ms / self.median_ms if self.median_ms else 0.0
 
     def to_dict(self) -> dict:
-        return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "spread": self.spread, "runs": self.runs,
+        return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "fast_ms": self.fast_ms, "spread": self.spread,
+                "runs": self.runs,
                 "batch_size": self.batch_size, "resolution": self.resolution, "device": self.device,
                 "threads": self.threads}
 
@@ -43,10 +45,14 @@ def measure(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs:
 
 
 def measure_backends(model, resolution: int, batch_size: int = 1, warmup: int = 10, runs: int = 50,
-                     in_channels: int = 3, engine: str = "eager", threads: int = 1) -> dict[str, Latency]:
+                     in_channels: int = 3, engine: str = "eager", threads: int = 1, rounds: int = 1
+                     ) -> dict[str, Latency]:
     """`measure` for each backend the engine can run: Paddle Inference on a CPU has two (keys 'oneDNN' and
     'native kernels'; see `_predictors`), every other engine one (key: the engine). A latency predictor models each
-    backend apart, since a deployment picks the faster one per network."""
+    backend apart, since a deployment picks the faster one per network. With `rounds` > 1 the backends take
+    turns, `runs` each per round, and `fast_ms` is the lowest round's 10th percentile: on a machine shared with
+    others, the 10th percentile of one round of 30 runs moved by up to 2x from one second to the next, and the
+    fastest of several rounds is what repeats."""
     import paddle
 
     device = paddle.device.get_device()
@@ -54,23 +60,28 @@ def measure_backends(model, resolution: int, batch_size: int = 1, warmup: int = 
     sync = paddle.device.synchronize if device.startswith("gpu") else (lambda: None)
     shape = [batch_size, in_channels, resolution, resolution]
     if engine == "inference" and not device.startswith("gpu"):
-        predictors = _predictors(model, shape, device, threads, CPU_INFERENCE_BACKENDS)
-        return {backend: _summary(_timed(run, warmup, runs, sync), batch_size, resolution,
-                                  f"{device}/inference ({backend})", threads)
-                for backend, run in zip(CPU_INFERENCE_BACKENDS, predictors)}
-    if engine == "inference":
-        (run,) = _predictors(model, shape, device, threads)
+        runners = dict(zip(CPU_INFERENCE_BACKENDS, _predictors(model, shape, device, threads, CPU_INFERENCE_BACKENDS)))
+    elif engine == "inference":
+        runners = dict(zip([engine], _predictors(model, shape, device, threads)))
     elif engine == "onnxruntime":
-        run = _onnx_session(model, shape, device, threads)
+        runners = {engine: _onnx_session(model, shape, device, threads)}
     elif engine == "eager":
         x = paddle.randn(shape)
 
         def run():
             with paddle.no_grad():
                 model(x)
+        runners = {engine: run}
     else:
         raise ValueError(f"unknown engine {engine!r}")
-    return {engine: _summary(_timed(run, warmup, runs, sync), batch_size, resolution, f"{device}/{engine}", threads)}
+    timed = {backend: [] for backend in runners}
+    for round_ in range(rounds):
+        for backend, run in runners.items():
+            timed[backend].append(_timed(run, warmup if round_ == 0 else 2, runs, sync))
+    names = {backend: f"{device}/inference ({backend})" if backend in CPU_INFERENCE_BACKENDS else f"{device}/{backend}"
+             for backend in runners}
+    return {backend: _summary(blocks, batch_size, resolution, names[backend], threads)
+            for backend, blocks in timed.items()}
 
 
 CPU_INFERENCE_BACKENDS = ("oneDNN", "native kernels")
@@ -89,9 +100,12 @@ def _timed(run, warmup: int, runs: int, sync) -> list[float]:
     return times
 
 
-def _summary(times: list[float], batch_size: int, resolution: int, engine: str, threads: int) -> Latency:
+def _summary(blocks: list[list[float]], batch_size: int, resolution: int, engine: str, threads: int) -> Latency:
+    """Median and IQR over every timed run; `fast_ms`, the lowest 10th percentile of a round."""
+    times = [t for block in blocks for t in block]
     q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return Latency(float(median), float(q3 - q1), len(times), batch_size, resolution, engine, threads)
+    fast = min(np.percentile(block, 10) for block in blocks)
+    return Latency(float(median), float(q3 - q1), len(times), batch_size, resolution, engine, threads, float(fast))
 
 
 def _predictors(model, shape, device, threads, backends=(None,)) -> list:

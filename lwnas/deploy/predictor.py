@@ -19,7 +19,12 @@ from ..errors import LwnasError
 
 TABLE_VERSION = 2
 FEATURES = ("blocks", "madds", "weights", "calls", "written")  # summed per block type over a network
-RIDGE = 1e-3  # keeps the per-type coefficients of rare types small; relative to the features' scale
+RIDGE_STRENGTHS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # per network, on features scaled to unit mean
+# How a network's features enter the fit: every feature per block type; per type only the per-block and per-call
+# costs, with MAdds, weights and elements written pooled over types; or everything pooled.
+LAYOUTS = ("per type", "shared", "pooled")
+PER_CALL = [FEATURES.index("blocks"), FEATURES.index("calls")]
+PER_ELEMENT = [FEATURES.index("madds"), FEATURES.index("weights"), FEATURES.index("written")]
 
 
 def network_features(spec, resolution: int | None = None) -> dict[str, list[float]]:
@@ -42,7 +47,7 @@ class LatencyTable:
     device: str
     resolution: int | None = None  # the networks' own when None
     networks: list = field(default_factory=list)  # {"name", "features": {type: FEATURES}, "ms": {backend: ms}}
-    models: dict = field(default_factory=dict)  # backend -> {"scale": [...], "coefficients": [...]}, from `fit`
+    models: dict = field(default_factory=dict)  # backend -> {"layout", "ridge", "scale", "coefficients", ...} (`fit`)
 
     @property
     def types(self) -> list[str]:
@@ -56,31 +61,40 @@ class LatencyTable:
             raise LwnasError(f"this latency table has no {', '.join(unknown)} blocks (it was built on networks of "
                              f"{', '.join(self.types)}); build it on the space you search (`lwnas latency table "
                              f"--space ...`)")
-        row = self._row(features)
-        return min(float((row / model["scale"]) @ model["coefficients"]) for model in self.models.values())
+        return min(float((self._row(features, model["layout"]) / model["scale"]) @ model["coefficients"])
+                   for model in self.models.values())
 
-    def _row(self, features: dict[str, list[float]]) -> np.ndarray:
-        """One network's design row: an overhead column, then FEATURES for each type the table knows."""
-        zeros = [0.0] * len(FEATURES)
-        return np.array([1.0] + [value for kind in self.types for value in features.get(kind, zeros)])
+    def _row(self, features: dict[str, list[float]], layout: str) -> np.ndarray:
+        """One network's design row: an overhead column, then its features in `layout` (see LAYOUTS)."""
+        per_type = np.array([features.get(kind, [0.0] * len(FEATURES)) for kind in self.types])
+        if layout == "per type":
+            values = per_type.ravel()
+        elif layout == "shared":
+            values = np.concatenate([per_type[:, PER_CALL].ravel(), per_type[:, PER_ELEMENT].sum(0)])
+        else:
+            values = per_type.sum(0)
+        return np.concatenate([[1.0], values])
 
     def fit(self):
         """Per backend, ridge least squares on relative error (every network counts alike, whatever its latency),
-        with the features scaled to unit mean so one ridge strength suits all."""
+        with the features scaled to unit mean; the layout and the ridge strength are the pair with the lowest
+        leave-one-out error on the table's own networks (with few networks, fewer coefficients predict better)."""
         if len(self.networks) < 2:
             raise LwnasError("a latency table needs at least two timed networks")
-        rows = np.array([self._row(network["features"]) for network in self.networks])
-        scale = np.where(rows.mean(0) > 0, rows.mean(0), 1.0)
-        scaled = rows / scale
-        penalty = np.sqrt(RIDGE * len(rows)) * np.eye(scaled.shape[1])
-        penalty[0, 0] = 0.0  # the overhead is not shrunk
         self.models = {}
         for backend in self.networks[0]["ms"]:
             measured = np.array([network["ms"][backend] for network in self.networks])
-            a = np.vstack([scaled / measured[:, None], penalty])
-            b = np.concatenate([np.ones(len(rows)), np.zeros(len(penalty))])
-            coefficients = np.linalg.lstsq(a, b, rcond=None)[0]
-            self.models[backend] = {"scale": scale.tolist(), "coefficients": coefficients.tolist()}
+            candidates = []
+            for layout in LAYOUTS:
+                rows = np.array([self._row(network["features"], layout) for network in self.networks])
+                scale = np.where(rows.mean(0) > 0, rows.mean(0), 1.0)
+                relative = rows / scale / measured[:, None]  # predicting 1 for every row is predicting the timing
+                for strength in RIDGE_STRENGTHS:
+                    coefficients, error = _ridge(relative, strength)
+                    candidates.append((error, {"layout": layout, "ridge": strength, "scale": scale.tolist(),
+                                               "coefficients": coefficients.tolist(),
+                                               "leave_one_out_rmse": error ** 0.5}))
+            self.models[backend] = min(candidates, key=lambda candidate: candidate[0])[1]
 
     def save(self, path: str | Path):
         Path(path).write_text(json.dumps({"version": TABLE_VERSION, **asdict(self)}, indent=1))
@@ -99,16 +113,30 @@ class LatencyTable:
         return cls(**data)
 
 
-def time_network(spec, engine: str, threads: int, batch_size: int, runs: int, resolution: int | None = None
-                 ) -> dict[str, float]:
-    """Median milliseconds of the deployed network on each backend of `engine`, on the current device."""
+def _ridge(x: np.ndarray, strength: float) -> tuple[np.ndarray, float]:
+    """Coefficients fitting x @ c = 1 under a ridge penalty (the first, overhead, column unpenalized), and their
+    mean squared leave-one-out residual (closed form, from the hat matrix)."""
+    penalty = strength * len(x) * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0
+    inverse = np.linalg.pinv(x.T @ x + penalty)
+    coefficients = inverse @ x.T @ np.ones(len(x))
+    leverage = np.einsum("ij,jk,ik->i", x, inverse, x)
+    residuals = (1.0 - x @ coefficients) / np.maximum(1.0 - leverage, 1e-9)
+    return coefficients, float(np.mean(residuals ** 2))
+
+
+TABLE_ROUNDS = 6  # rounds of timed runs per network and backend; the table models the fastest (Latency.fast_ms)
+
+
+def time_network(spec, engine: str, threads: int, batch_size: int, runs: int, resolution: int | None = None,
+                 rounds: int = TABLE_ROUNDS) -> dict:
+    """The deployed network timed on each backend of `engine` (backend -> Latency), on the current device."""
     from ..model.build import build
     from .export import deployable
     from .latency import measure_backends
 
-    backends = measure_backends(deployable(build(spec)), resolution or spec.resolution, batch_size, warmup=5,
-                                runs=runs, in_channels=spec.in_channels, engine=engine, threads=threads)
-    return {backend: latency.median_ms for backend, latency in backends.items()}
+    return measure_backends(deployable(build(spec)), resolution or spec.resolution, batch_size, warmup=5, runs=runs,
+                            in_channels=spec.in_channels, engine=engine, threads=threads, rounds=rounds)
 
 
 def build_table(specs, engine: str = "inference", threads: int = 1, batch_size: int = 1, runs: int = 20,
@@ -118,7 +146,8 @@ def build_table(specs, engine: str = "inference", threads: int = 1, batch_size: 
 
     table = LatencyTable(engine, threads, batch_size, paddle.device.get_device(), resolution)
     for i, spec in enumerate(specs, 1):
-        ms = time_network(spec, engine, threads, batch_size, runs, resolution)
+        ms = {backend: latency.fast_ms for backend, latency in
+              time_network(spec, engine, threads, batch_size, runs, resolution).items()}
         table.networks.append({"name": spec.name, "features": network_features(spec, resolution), "ms": ms})
         note(f"[{i}/{len(specs)}] {spec.name}: " + ", ".join(f"{backend} {value:.2f} ms" for backend, value in ms.items()))
     table.fit()

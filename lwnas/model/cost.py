@@ -11,7 +11,7 @@ single-branch network; `train_params` counts the multi-branch network as it is t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import SpecError
 
@@ -68,8 +68,8 @@ class Cost:
     macs: int
     params: int
     train_params: int
-    kernels: int = 0  # convolutions and fully-connected layers (Tally)
-    written: int = 0
+    kernels: int = field(default=0, repr=False)  # convolutions and fully-connected layers (Tally)
+    written: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class SearchSettings:
     shrink: bool = False  # shrink over-budget samples toward the budget (piles networks onto its edge)
     latency_batch: int = 1
     latency_runs: int = 30
-    latency_engine: str = "eager"  # eager (the dynamic graph) or inference (a Paddle Inference predictor)
+    latency_engine: str = "auto"  # auto | eager | inference | onnxruntime | predict:TABLE (lwnas.search.trial_latency)
     latency_threads: int = 1
     skip_bad_images: bool = False
     heartbeat_grace: int = 60  # seconds without a heartbeat before a worker's trial counts as dead

@@ -36,7 +36,7 @@ from .samplers import make_sampler
 from .settings import ENCODING, SearchSettings, settings_diff
 from .slots import TrainingSlots, claim_architecture
 from .storage import check_study_name, fail_stale, open_storage, ran_training, redact, storage_url, trained_trials
-from .trial_latency import measure_front, trial_latency
+from .trial_latency import auto_latency_engine, measure_front, trial_latency
 
 REPEATS_TO_STOP = 50  # feasible draws in a row that the study already holds: the space is (nearly) exhausted
 PRUNE_REASONS = {"sha": "is not among the best at this rung of successive halving",
@@ -129,6 +129,9 @@ class Search:
         import optuna
 
         settings = self.settings
+        if settings.latency_engine == "auto":  # a concrete engine is part of the study's identity
+            self.load_data()
+            settings.latency_engine = auto_latency_engine("auto", len(self.train_set), settings.proxy.epochs)
         storage = open_storage(self.url, settings.heartbeat_grace)
         directions = ["maximize", "minimize"] if settings.multi else ["maximize"]
         try:
