@@ -228,8 +228,8 @@ def test_auto_times_as_deployed_where_that_is_cheap_beside_training_and_fixes_th
     study = Search(_settings(tmp_path, space)).open_study()  # 64 training images, 1 epoch: a quick look
     assert study.user_attrs["settings"]["latency_engine"] == "eager"
     Search(_settings(tmp_path, space)).open_study()  # auto again resolves alike: the study resumes
-    assert auto_latency_engine("auto", 2_000, 15) == "inference"  # the default schedule on 2,000 images
-    assert auto_latency_engine("auto", 1_999, 15) == "eager"
+    assert auto_latency_engine("auto", 4_000, 10) == "inference"
+    assert auto_latency_engine("auto", 3_999, 10) == "eager"
     assert auto_latency_engine("eager", 60_000, 15) == "eager"  # an engine the user names is kept
     larger = _settings(tmp_path, space, train_subset=None)
     larger.proxy = replace(larger.proxy, epochs=50)  # the synthetic set's ~1,000 training images x 50 epochs

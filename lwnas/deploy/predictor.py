@@ -64,6 +64,12 @@ class LatencyTable:
         return min(float((self._row(features, model["layout"]) / model["scale"]) @ model["coefficients"])
                    for model in self.models.values())
 
+    def measure(self, spec, resolution: int | None = None, runs: int = 20) -> float:
+        """The network timed as the table's networks were (engine, threads, batch, rounds; the faster backend's
+        `fast_ms`): what `predict` is to be compared with."""
+        timed = time_network(spec, self.engine, self.threads, self.batch_size, runs, resolution or self.resolution)
+        return min(latency.fast_ms for latency in timed.values())
+
     def _row(self, features: dict[str, list[float]], layout: str) -> np.ndarray:
         """One network's design row: an overhead column, then its features in `layout` (see LAYOUTS)."""
         per_type = np.array([features.get(kind, [0.0] * len(FEATURES)) for kind in self.types])
@@ -149,7 +155,8 @@ def build_table(specs, engine: str = "inference", threads: int = 1, batch_size: 
         ms = {backend: latency.fast_ms for backend, latency in
               time_network(spec, engine, threads, batch_size, runs, resolution).items()}
         table.networks.append({"name": spec.name, "features": network_features(spec, resolution), "ms": ms})
-        note(f"[{i}/{len(specs)}] {spec.name}: " + ", ".join(f"{backend} {value:.2f} ms" for backend, value in ms.items()))
+        note(f"[{i}/{len(specs)}] {spec.name}: " + ", ".join(f"{backend} {value:.2f} ms"
+                                                             for backend, value in ms.items()))
     table.fit()
     return table
 

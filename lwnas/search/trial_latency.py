@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .storage import is_trained, trained_trials
 
-# Timing a network as deployed (export, one Paddle Inference predictor per CPU backend) costs about 5 s here against
-# 0.4 s in the eager engine, while training sees about 300 images a second: from AUTO_INFERENCE_IMAGES training
-# images per finished trial (its epochs times its training set) the deployed timing is under 5% of the trial.
-AUTO_INFERENCE_IMAGES = 30_000
+# Timing a `micro` network as deployed (export, one Paddle Inference predictor per CPU backend, 30 runs each) took
+# 5.9-7.3 s on this project's 2-core CPU against 0.4 s in the eager engine, while training a 12M-MAdds network at
+# 32 px sees 220-320 images a second: from AUTO_INFERENCE_IMAGES training images per finished trial (its epochs
+# times its training set) the deployed timing costs about 5% of the trial or less.
+AUTO_INFERENCE_IMAGES = 40_000
 
 
 def auto_latency_engine(engine: str, train_images: int, epochs: int) -> str:
@@ -32,10 +33,7 @@ def trial_latency(settings, table, model, spec, resolution: int):
 
 def measure_front(settings, table, study, progress):
     """Predicted latencies are a model's: time the Pareto front (with one objective, the best trial) for real,
-    with the table's engine and threads, and keep both (study attribute `front_latency_measured`)."""
-    from ..deploy.export import deployable
-    from ..deploy.latency import measure
-    from ..model.build import build
+    as the table's networks were timed, and keep both (study attribute `front_latency_measured`)."""
     from ..model.spec import ArchSpec
 
     trained = trained_trials(study)
@@ -45,9 +43,7 @@ def measure_front(settings, table, study, progress):
     for trial in front:
         spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
         if str(trial.number) not in measured:
-            measured[str(trial.number)] = measure(deployable(build(spec)), spec.resolution, table.batch_size,
-                                                  runs=settings.latency_runs, engine=table.engine,
-                                                  threads=table.threads).median_ms
+            measured[str(trial.number)] = table.measure(spec, spec.resolution)
         ms = measured[str(trial.number)]
         predicted = trial.user_attrs["latency_ms"]
         progress.note(f"trial {trial.number}: latency predicted {predicted:.2f} ms, measured {ms:.2f} ms "
