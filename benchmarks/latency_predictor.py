@@ -11,6 +11,7 @@ an idle core (`taskset -c 1`); the timings are the data.
 
     python benchmarks/latency_predictor.py [--engine inference] [--fit 60] [--held-out 40]
     python benchmarks/latency_predictor.py --report
+    python benchmarks/latency_predictor.py --compare   # against scikit-learn's forests (needs scikit-learn)
 """
 from __future__ import annotations
 
@@ -69,6 +70,44 @@ def report(document: dict):
                   f"{100 * np.mean(own <= TOLERANCE):.0f}% within, MAPE {100 * own.mean():.1f}% | {ceiling} |")
 
 
+def compare_forests(document: dict, folds: int = 5):
+    """Our fit against scikit-learn's random forest and gradient boosting (nn-Meter fits one random forest per
+    kernel type), each on per-type and pooled features, by cross-validation on the fitting networks only."""
+    try:
+        from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+        from sklearn.model_selection import KFold
+    except ImportError:
+        raise SystemExit("--compare needs scikit-learn (pip install scikit-learn); lwnas itself does not") from None
+    models = {"random forest": lambda: RandomForestRegressor(300, min_samples_leaf=2, random_state=0),
+              "gradient boosting": lambda: GradientBoostingRegressor(random_state=0)}
+    print(f"| space | model | {folds}-fold CV on the fitting networks: within +-10% | MAPE |")
+    print("|---|---|---|---|")
+    for key, rows in sorted(document.get("networks", {}).items()):
+        fit = [r for r in rows if r["role"] == "fit"]
+        measured = np.array([fastest(r["fast"]) for r in fit])
+        splits = list(KFold(folds).split(fit))
+        ours = np.zeros(len(fit))
+        for train, test in splits:
+            table = fitted_table(key.split("/")[1], [fit[i] for i in train], "fast")
+            ours[test] = [table.predict(ArchSpec.from_dict(fit[i]["spec"])) for i in test]
+        results = {"ours (ridge, layout by leave-one-out)": ours}
+        features = [network_features(ArchSpec.from_dict(r["spec"])) for r in fit]
+        types = sorted({kind for f in features for kind in f})
+        per_type = np.array([[f.get(kind, [0.0] * 5) for kind in types] for f in features])
+        for layout, x in (("per type", per_type.reshape(len(fit), -1)), ("pooled", per_type.sum(1))):
+            for name, make in models.items():
+                predicted = np.full(len(fit), np.inf)
+                for backend in fit[0]["fast"]:
+                    y = np.log([r["fast"][backend] for r in fit])
+                    for train, test in splits:
+                        predicted[test] = np.minimum(predicted[test], np.exp(make().fit(x[train], y[train]).predict(
+                            x[test])))
+                results[f"{name}, {layout}"] = predicted
+        for name, predicted in results.items():
+            error = np.abs(predicted / measured - 1)
+            print(f"| {key} | {name} | {100 * np.mean(error <= TOLERANCE):.0f}% | {100 * error.mean():.1f}% |")
+
+
 def timings(spec, args) -> dict:
     """Per statistic (the median of all timed runs, and the lowest 10th percentile of a round), backend ->
     milliseconds."""
@@ -101,10 +140,11 @@ def main():
     parser.add_argument("--held-out", type=int, default=40, help="random networks predicted, per space")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per round, network and backend")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--compare", action="store_true", help="our fit against scikit-learn's forests, and stop")
     args = parser.parse_args()
-    if args.report:
+    if args.report or args.compare:
         with locked(OUTPUT) as document:
-            report(document or {})
+            (compare_forests if args.compare else report)(document or {})
         return
     counts = {"fit": args.fit, "held_out": args.held_out}
     for name in SPACES:
