@@ -3,6 +3,7 @@ round-trips, and a search can use it in place of timing every trial."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -11,6 +12,7 @@ import pytest
 from lwnas.deploy.predictor import FEATURES, LatencyTable, build_table, network_features, sample_specs
 from lwnas.errors import LwnasError
 from lwnas.model.configs import get_config
+from lwnas.model.spec import ArchSpec
 from lwnas.search.results import show_study
 from lwnas.search.settings import SearchSettings
 from lwnas.search.space_files import get_space
@@ -35,13 +37,28 @@ def test_the_table_round_trips(table_and_specs):
         assert again.predict(spec) == pytest.approx(table.predict(spec), rel=1e-12)
 
 
-def test_the_table_predicts_the_networks_it_was_fitted_on():
-    """Stated tolerance: 12 networks at 32 px timed on this CPU; on an idle machine the fit was off by at most 5.3%
-    for one network and 1.5% on average (three runs), with a benchmark running beside it by 11.5% and 4%."""
-    specs = sample_specs(get_space("micro"), 12, seed=0, num_classes=10)
-    table = build_table(specs, engine="eager", runs=5, resolution=32, note=lambda line: None)
-    errors = [abs(table.predict(spec) / network["ms"]["eager"] - 1) for spec, network in zip(specs, table.networks)]
-    assert max(errors) <= 0.15 and np.mean(errors) <= 0.05
+RECORDED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "latency_predictor.json"
+
+
+@pytest.mark.parametrize("space", ["micro", "mobile"])
+def test_the_table_predicts_recorded_timings_of_the_networks_it_was_fitted_on_and_of_others(space):
+    """Real timings (Paddle Inference, `fast_ms`, both backends), recorded by benchmarks/latency_predictor.py on an
+    otherwise idle 2-core CPU: timing them inside a test on a busy CI machine would measure the load instead.
+    Stated tolerances, over the recorded 40 fitting and 25 held-out networks: mean error on its own networks
+    <= 8% for `micro` and 11% for `mobile` (7.0% and 9.9% when written), on held-out ones <= 11% and 15% (9.5%
+    and 13.7%)."""
+    rows = json.loads(RECORDED.read_text())["networks"][f"{space}/inference"]
+    table = LatencyTable("inference", 1, 1, "cpu", networks=[
+        {"name": r["arch_hash"], "features": network_features(ArchSpec.from_dict(r["spec"])), "ms": r["fast"]}
+        for r in rows if r["role"] == "fit"])
+    table.fit()
+    assert set(table.models) == {"oneDNN", "native kernels"}
+
+    def mean_error(role):
+        return np.mean([abs(table.predict(ArchSpec.from_dict(r["spec"])) / min(r["fast"].values()) - 1)
+                        for r in rows if r["role"] == role])
+    own, held_out = {"micro": (0.08, 0.11), "mobile": (0.11, 0.15)}[space]
+    assert mean_error("fit") <= own and mean_error("held_out") <= held_out
 
 
 def synthetic_table(specs, truth) -> LatencyTable:
