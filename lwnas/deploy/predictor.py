@@ -1,12 +1,13 @@
 """Latency without timing every network: a linear model of whole-network latency, fitted on random networks of a
 space timed where they will run. A block adds a cost per block of its type and costs per multiply-add, weight,
-layer call (convolutions and fully-connected layers) and element written, each coefficient fitted per block type.
-The fit is on whole networks, so every block is timed in context, with the fusions, caches and scheduling it gets
-inside a network: a block timed alone costs something else (the first table of this kind, block timings summed,
-was off by more than 10% for 40-76% of held-out networks). Paddle Inference on a CPU runs a network on whichever of
-its two backends is faster for it (lwnas.deploy.latency), so the table models each backend and predicts the
-smaller. The table is a JSON file: build it where the network will run (`lwnas latency table`), copy it back, and
-search with `--latency-engine predict:TABLE`."""
+layer call (convolutions and fully-connected layers) and element written, with coefficients per block type or
+pooled over types, whichever predicts the table's own networks better when each is left out. The fit is on whole
+networks, so every block is timed in context, with the fusions, caches and scheduling it gets inside a network:
+a block timed alone costs something else (the first table of this kind, block timings summed, was off by more
+than 10% for 60-76% of held-out networks). Timings are `fast_ms` (lwnas.deploy.latency), which repeat where a
+median does not. Paddle Inference on a CPU runs a network on whichever of its two backends is faster for it, so
+the table models each backend and predicts the smaller. The table is a JSON file: build it where the network
+will run (`lwnas latency table`), copy it back, and search with `--latency-engine predict:TABLE`."""
 from __future__ import annotations
 
 import json
