@@ -91,10 +91,10 @@ def compare_forests(document: dict, folds: int = 5):
             table = fitted_table(key.split("/")[1], [fit[i] for i in train], "fast")
             ours[test] = [table.predict(ArchSpec.from_dict(fit[i]["spec"])) for i in test]
         results = {"ours (ridge, layout by leave-one-out)": ours}
-        features = [network_features(ArchSpec.from_dict(r["spec"])) for r in fit]
-        types = sorted({kind for f in features for kind in f})
-        per_type = np.array([[f.get(kind, [0.0] * 5) for kind in types] for f in features])
-        for layout, x in (("per type", per_type.reshape(len(fit), -1)), ("pooled", per_type.sum(1))):
+        table = LatencyTable(key.split("/")[1], 1, 1, "cpu", networks=[
+            {"features": network_features(ArchSpec.from_dict(r["spec"]))} for r in fit])
+        for layout in ("per type", "pooled"):
+            x = np.array([table.design_row(network["features"], layout)[1:] for network in table.networks])
             for name, make in models.items():
                 predicted = np.full(len(fit), np.inf)
                 for backend in fit[0]["fast"]:

@@ -55,7 +55,8 @@ def latency_table(args):
     table = build_table(specs, args.engine, args.threads, args.batch_size, args.runs or 20, args.resolution)
     output = args.output or f"latency-{space.name}-{args.engine}.json"
     table.save(output)
-    errors = [abs(table.predict(spec) / min(network["ms"].values()) - 1) for spec, network in zip(specs, table.networks)]
+    errors = [abs(table.predict(spec) / min(network["ms"].values()) - 1)
+              for spec, network in zip(specs, table.networks)]
     print(f"wrote {output}: fitted on {len(specs)} networks, {len(table.types)} block types (on these networks: mean "
           f"error {100 * sum(errors) / len(errors):.1f}%; held-out accuracy: benchmarks/latency_predictor.py)")
 

@@ -48,7 +48,8 @@ def positive_int(text: str) -> int:
 def latency_engine(text: str) -> str:
     from pathlib import Path
 
-    if text in ("auto", "eager", "inference", "onnxruntime") or text.startswith("predict:") and Path(text[8:]).is_file():
+    if text in ("auto", "eager", "inference", "onnxruntime") or (text.startswith("predict:")
+                                                                 and Path(text[8:]).is_file()):
         return text
     if text.startswith("predict:"):
         raise argparse.ArgumentTypeError(f"no latency table at {text[8:]!r} (build one with `lwnas latency table`)")

@@ -134,8 +134,8 @@ def add_commands(sub):
     p.add_argument("--latency-engine", type=latency_engine, default="auto",
                    help="auto (default): inference when a trial trains on 40,000 images or more (its epochs times "
                         "its training set), where timing as deployed costs about 5%% of it or less, eager below; "
-                        "eager: time each trial's network as a dynamic graph; inference: in a Paddle Inference predictor, "
-                        "as deployed; onnxruntime: its ONNX export in ONNX Runtime; "
+                        "eager: time each trial's network as a dynamic graph; inference: in a Paddle Inference "
+                        "predictor, as deployed; onnxruntime: its ONNX export in ONNX Runtime; "
                         "predict:TABLE: predict it from a latency table built on the target device (`lwnas latency "
                         "table`), and time the final front for real")
     p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) unreadable images")

@@ -62,7 +62,7 @@ class LatencyTable:
             raise LwnasError(f"this latency table has no {', '.join(unknown)} blocks (it was built on networks of "
                              f"{', '.join(self.types)}); build it on the space you search (`lwnas latency table "
                              f"--space ...`)")
-        return min(float((self._row(features, model["layout"]) / model["scale"]) @ model["coefficients"])
+        return min(float((self.design_row(features, model["layout"]) / model["scale"]) @ model["coefficients"])
                    for model in self.models.values())
 
     def measure(self, spec, resolution: int | None = None, runs: int = 20) -> float:
@@ -71,7 +71,7 @@ class LatencyTable:
         timed = time_network(spec, self.engine, self.threads, self.batch_size, runs, resolution or self.resolution)
         return min(latency.fast_ms for latency in timed.values())
 
-    def _row(self, features: dict[str, list[float]], layout: str) -> np.ndarray:
+    def design_row(self, features: dict[str, list[float]], layout: str) -> np.ndarray:
         """One network's design row: an overhead column, then its features in `layout` (see LAYOUTS)."""
         per_type = np.array([features.get(kind, [0.0] * len(FEATURES)) for kind in self.types])
         if layout == "per type":
@@ -88,13 +88,15 @@ class LatencyTable:
         leave-one-out error on the table's own networks (with few networks, fewer coefficients predict better)."""
         if len(self.networks) < 2:
             raise LwnasError("a latency table needs at least two timed networks")
+        designs = {}  # layout -> (rows, scale): the same for every backend
+        for layout in LAYOUTS:
+            rows = np.array([self.design_row(network["features"], layout) for network in self.networks])
+            designs[layout] = rows, np.where(rows.mean(0) > 0, rows.mean(0), 1.0)
         self.models = {}
         for backend in self.networks[0]["ms"]:
             measured = np.array([network["ms"][backend] for network in self.networks])
             candidates = []
-            for layout in LAYOUTS:
-                rows = np.array([self._row(network["features"], layout) for network in self.networks])
-                scale = np.where(rows.mean(0) > 0, rows.mean(0), 1.0)
+            for layout, (rows, scale) in designs.items():
                 relative = rows / scale / measured[:, None]  # predicting 1 for every row is predicting the timing
                 for strength in RIDGE_STRENGTHS:
                     coefficients, error = _ridge(relative, strength)
