@@ -86,7 +86,8 @@ def cmd_supernet(args):
         output = Path(args.output) if args.output else Path(args.runs_dir) / name
         _, history = train_supernet(space, args.data, output, config, sandwich, resume=args.resume,
                                     skip_bad=args.skip_bad_images, from_disk=args.from_disk,
-                                    epochs=args.epochs if args.resume else None)
+                                    epochs=args.epochs if args.resume else None,
+                                    separate=args.separate.split(",") if args.separate else ())
         print(f"done: largest subnet top-1 {history[-1].top1:.2f}%; checkpoints and logs in {output}")
         return
     from ..search.results import resolve_arch
@@ -172,6 +173,9 @@ def add_commands(sub):
     q.add_argument("--sandwich", action=argparse.BooleanOptionalAction, default=True,
                    help="train the largest and smallest subnets at every step too (default), or only the random ones "
                         "(SPOS's uniform single path; implies --no-distill)")
+    q.add_argument("--separate", metavar="TYPE.PARAM,...",
+                   help="shared block parameters whose every value gets weights of its own, SPOS-style "
+                        "(e.g. micro_block.expand; default: none, see docs/supernet.md)")
     add_training_options(q, epochs=20)
     q.set_defaults(func=cmd_supernet)
     q = actions.add_parser("extract", help="write one network with its inherited weights as a run folder")

@@ -24,7 +24,7 @@ def load_supernet(path: Path) -> tuple[Supernet, dict]:
     if "supernet" not in state:
         raise LwnasError(f"{path} is a network's checkpoint, not a supernet's (train one with lwnas supernet train)")
     space = space_from_text(state["space"], f"{path} (its search space)")
-    supernet = Supernet(space, len(state["classes"]))
+    supernet = Supernet(space, len(state["classes"]), state.get("separate", ()))
     supernet.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
     supernet.eval()
     return supernet, state

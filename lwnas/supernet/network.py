@@ -23,7 +23,7 @@ from ..model.cost import Tally
 from ..model.spec import ArchSpec
 from ..search.space import SearchSpace
 from .routing import ROUTERS, route
-from .sharing import Candidate, bank_key, candidates, maximal
+from .sharing import Candidate, bank_key, candidates, check_separate, maximal
 
 CACHED_SUBNETS = 8  # the sandwich rule's largest and smallest, and a few recent others
 
@@ -94,17 +94,19 @@ class Subnet(nn.Layer):
 
 
 class Supernet(nn.Layer):
-    """Every network of `space` for `num_classes` classes; `forward` runs the active subnet (`activate`)."""
+    """Every network of `space` for `num_classes` classes; `forward` runs the active subnet (`activate`).
+    `separate` names shared block parameters ("micro_block.expand") whose every value gets its own banks."""
 
-    def __init__(self, space: SearchSpace, num_classes: int):
+    def __init__(self, space: SearchSpace, num_classes: int, separate=()):
         super().__init__()
         self.space, self.num_classes = space, num_classes
+        self.separate = check_separate(separate)
         self.largest = space.largest(num_classes).spec
         self.smallest = space.smallest(num_classes).spec
         self.banks = nn.LayerList()
         self._bank_of: dict[tuple, int] = {}
         self._room: dict[str, tuple[int, int]] = {}  # per position: identities its input can carry, widest input
-        for position, n_in, widest, key, shapes, inits in _bank_shapes(space, num_classes):
+        for position, n_in, widest, key, shapes, inits in _bank_shapes(space, num_classes, self.separate):
             self._room[position] = n_in, widest
             self._bank_of[(position, key)] = len(self.banks)
             self.banks.append(Bank(shapes, inits))
@@ -147,7 +149,7 @@ class Supernet(nn.Layer):
         ids = np.arange(self.space.in_channels)
         for (path, block), position, layer, prefix in zip(spec.blocks(), positions, net.layers,
                                                          (f"layers.{i}." for i in range(len(net.layers)))):
-            index = self._bank_of.get((position, bank_key(block)))
+            index = self._bank_of.get((position, bank_key(block, self.separate)))
             if index is None:
                 raise SupernetError(f"{spec.name}: no weights for {block.type} at {position} ({path})")
             bank = self.banks[index]
@@ -187,7 +189,7 @@ def _owner(layer: nn.Layer, dotted: str):
     return layer, attr
 
 
-def _bank_shapes(space: SearchSpace, num_classes: int):
+def _bank_shapes(space: SearchSpace, num_classes: int, separate: frozenset[str]):
     """(position, n_in, widest input, bank key, {weight name: shape}, {weight name: initialisation}) for every bank
     of the space, in a fixed order. A weight is initialised as in the largest standalone layer it stands in for (the
     smallest scale among the maximal candidates: the largest fans). n_in bounds the channel identities a position's input can carry: the image's
@@ -204,11 +206,11 @@ def _bank_shapes(space: SearchSpace, num_classes: int):
         n_out, widest = 0, max(widths)
         for choice in choices:
             for stride in strides:
-                groups = candidates(choice, stride, widths, num_classes if head else None)
+                groups = candidates(choice, stride, widths, num_classes if head else None, separate)
                 for key in sorted(groups, key=repr):
                     shapes: dict[str, list[int]] = {}
                     inits: dict[str, tuple[str, float]] = {}
-                    for candidate in maximal(groups[key]):
+                    for candidate in maximal(groups[key], separate):
                         needs, made, init = _routed_shapes(candidate, n_in, widest, num_classes if head else None)
                         n_out = max(n_out, made)
                         for name, shape in needs.items():

@@ -29,6 +29,7 @@ import functools
 import itertools
 from dataclasses import dataclass
 
+from ..errors import LwnasError
 from ..model.blocks import BLOCKS
 from ..model.spec import BlockSpec
 
@@ -52,16 +53,29 @@ SHARING: dict[str, dict[str, str]] = {
 }
 
 
-def rule(block_type: str, param: str) -> str:
+def rule(block_type: str, param: str, separate: frozenset[str] = frozenset()) -> str:
+    """How `param` of `block_type` shares weights; `separate` ("micro_block.expand", ...) overrides shared ones."""
+    if f"{block_type}.{param}" in separate:
+        return "separate"
     return SHARING.get(block_type, {}).get(param, "separate")
 
 
-def bank_key(block: BlockSpec) -> tuple:
+def check_separate(names) -> frozenset[str]:
+    """`names` ("block_type.param") as a set, each checked to be a parameter that shares weights by default."""
+    shared = sorted(f"{t}.{p}" for t, params in SHARING.items() for p, how in params.items() if how in ("max", "min"))
+    for name in names:
+        if name not in shared:
+            raise LwnasError(f"cannot keep {name!r} separate: not a shared block parameter; shared ones are "
+                             f"{', '.join(shared)}")
+    return frozenset(names)
+
+
+def bank_key(block: BlockSpec, separate: frozenset[str] = frozenset()) -> tuple:
     """What selects a block's bank at its position: its type, its separate parameters, and which of its other
     parameters are zero (a zero hidden size or dropout removes a layer, which renames the weights after it)."""
     key = [block.type]
     for name, value in block.args:
-        how = rule(block.type, name)
+        how = rule(block.type, name, separate)
         if how == "separate":
             key.append((name, value))
         elif how != "free" and any(_zeros(value)):
@@ -83,7 +97,7 @@ class Candidate:
     c_in: int
 
 
-def maximal(candidates: list[Candidate]) -> list[Candidate]:
+def maximal(candidates: list[Candidate], separate: frozenset[str] = frozenset()) -> list[Candidate]:
     """Per layout, the candidates no other candidate exceeds (or equals) in every shared parameter: only these can
     set a bank's shapes and weight names, since what a block reads grows with each shared parameter in its
     direction. The layout is the input width and which widths equal it: input widths are not ordered that way (a
@@ -96,7 +110,7 @@ def maximal(candidates: list[Candidate]) -> list[Candidate]:
     def vector(c: Candidate) -> tuple:
         values = []
         for name, value in c.block.args:
-            how = rule(c.block.type, name)
+            how = rule(c.block.type, name, separate)
             if how in ("max", "min"):
                 sign = 1.0 if how == "max" else -1.0
                 values.extend(sign * float(v) for v in (value if isinstance(value, tuple) else (value,)))
@@ -111,7 +125,8 @@ def maximal(candidates: list[Candidate]) -> list[Candidate]:
 
 
 @functools.lru_cache(maxsize=None)
-def candidates(choice, stride: int, widths: frozenset[int], num_classes: int | None) -> dict[tuple, list[Candidate]]:
+def candidates(choice, stride: int, widths: frozenset[int], num_classes: int | None,
+               separate: frozenset[str] = frozenset()) -> dict[tuple, list[Candidate]]:
     """Every valid (block, input width) of a space's block choice at one position, grouped by bank key (cached:
     the positions after a slot's first share them; treat the result as read-only)."""
     check = BLOCKS[choice.type].check
@@ -129,7 +144,7 @@ def candidates(choice, stride: int, widths: frozenset[int], num_classes: int | N
         checked = dict(args, num_classes=num_classes) if num_classes is not None else args
         for c_in in sorted(widths):
             if check is None or check(c_in, checked) is None:
-                groups.setdefault(bank_key(block), []).append(Candidate(block, c_in))
+                groups.setdefault(bank_key(block, separate), []).append(Candidate(block, c_in))
     return groups
 
 

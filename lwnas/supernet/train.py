@@ -21,6 +21,7 @@ from ..search.space import SearchSpace
 from ..train.loop import evaluate, recalibrate_batch_norm
 from ..train.settings import TrainConfig
 from .network import Supernet
+from .sharing import check_separate
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,13 @@ class Sandwich:
             raise LwnasError("in-place distillation needs the sandwich rule: its teacher is the largest subnet")
 
 
-def identity(space: SearchSpace, sandwich: Sandwich) -> str:
-    """What a supernet checkpoint must match to be resumed or used: the space's content and the sandwich rule."""
+def identity(space: SearchSpace, sandwich: Sandwich, separate=()) -> str:
+    """What a supernet checkpoint must match to be resumed or used: the space's content, the sandwich rule and
+    the parameters kept separate."""
     digest = hashlib.sha256(space.text.encode()).hexdigest()[:12]
     rule = ", ".join(f"{k} {v}" for k, v in asdict(sandwich).items())
-    return f"space {space.name} ({digest}), {rule}"
+    kept = f", separate {' '.join(sorted(separate))}" if separate else ""
+    return f"space {space.name} ({digest}), {rule}{kept}"
 
 
 def sandwich_loss(supernet: Supernet, sandwich: Sandwich, seed: int, label_smoothing: float):
@@ -78,9 +81,10 @@ def evaluate_subnet(supernet: Supernet, spec, train_loader, val_loader, batches:
 
 def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainConfig, sandwich: Sandwich,
                    resume: bool = False, skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None,
-                   from_disk: bool | None = None):
-    """Train the supernet of `space` into the run folder `output` (or resume it); each epoch reports the largest
-    subnet's top-1 (the run's top-1) and the smallest's."""
+                   from_disk: bool | None = None, separate=()):
+    """Train the supernet of `space` (with `separate` parameters' values in banks of their own: `Supernet`) into
+    the run folder `output` (or resume it); each epoch reports the largest subnet's top-1 (the run's top-1) and
+    the smallest's."""
     from ..train.runs import train_folder
 
     smallest: dict[str, float] = {}
@@ -96,11 +100,13 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
         return {"loss_fn": sandwich_loss(supernet, sandwich, config.seed, config.label_smoothing),
                 "evaluate_fn": evaluate_fn, "epoch_note": lambda: f" (smallest {smallest['top1']:.2f}%)"}
 
-    key = identity(space, sandwich)
+    separate = sorted(check_separate(separate))
+    key = identity(space, sandwich, separate)
     return train_folder(output, data, config, identity={"supernet": key, "space": space.text,
-                                                        "sandwich": asdict(sandwich)},
+                                                        "sandwich": asdict(sandwich), "separate": separate},
                         key="supernet", files={"space.yaml": space.text},
-                        make_model=lambda classes: Supernet(space, len(classes)), hooks=hooks, resume=resume,
+                        make_model=lambda classes: Supernet(space, len(classes), separate), hooks=hooks,
+                        resume=resume,
                         skip_bad=skip_bad, stream=stream, epochs=epochs, from_disk=from_disk)
 
 
