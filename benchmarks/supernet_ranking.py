@@ -133,7 +133,8 @@ def probe(name: str, epochs: int, data: str, draws: int = 8):
         print(f"{base_name}: {base_top1:.1f}%", flush=True)
         for index, (path, block) in enumerate(base.blocks()):
             for arg, value in block.args:
-                if rule(block.type, arg, supernet.separate) not in ("max", "min") or arg not in domains.get(block.type, {}):
+                shared = rule(block.type, arg, supernet.separate) in ("max", "min")
+                if not shared or arg not in domains.get(block.type, {}):
                     continue
                 values = sorted(domains[block.type][arg])
                 step = values.index(value) + (-1 if base_name == "largest" else 1)
@@ -187,7 +188,8 @@ def report():
     archs = {a["arch_hash"]: a for a in _reference()["architectures"] if a["space"] == "micro"}
     reference_seconds = np.mean([a["wall_seconds"] for a in archs.values()])
     trained = _reference()["settings"]["train"]  # a proxy costs the reference's time per image seen
-    proxy_seconds = reference_seconds * PROXY.epochs * PROXY.train_subset / (trained["epochs"] * trained["train_subset"])
+    proxy_seconds = (reference_seconds * PROXY.epochs * PROXY.train_subset
+                     / (trained["epochs"] * trained["train_subset"]))
     print("| supernet training | epochs | archs | Kendall tau | Spearman rho | top-3 overlap | cost (reference "
           "trainings) | cost (search proxies) | evaluations per minute |")
     print("|---|---|---|---|---|---|---|---|---|")

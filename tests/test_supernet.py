@@ -16,6 +16,7 @@ from lwnas.deploy.predictor import sample_specs
 from lwnas.model.blocks.common import shuffle_channels, shuffle_order
 from lwnas.search.space_files import get_space
 from lwnas.supernet import Supernet, SupernetError
+from lwnas.supernet.extract import load_supernet
 from lwnas.supernet.train import Sandwich, sandwich_loss
 from lwnas.train import checkpoint
 
@@ -220,6 +221,44 @@ def _tiny_supernet(folder):
     assert trained.returncode == 0, trained.stderr
 
 
+def _with_groups(spec, groups):
+    """`spec` with every MicroNet block's `pw1_groups` set to `groups`."""
+    data = spec.to_dict()
+    for stage in data["stages"]:
+        for block in stage["blocks"]:
+            if block["type"] == "micro_block":
+                block["pw1_groups"] = list(groups)
+    return lwnas.ArchSpec.from_dict(data)
+
+
+def test_a_separate_parameter_gives_each_value_its_own_banks_and_survives_the_checkpoint(tmp_path):
+    space_file = tmp_path / "tiny.yaml"
+    space_file.write_text(TINY_SPACE)
+    space = get_space(space_file)
+    spec = next(s for s in sample_specs(space, 20, seed=0, num_classes=4)
+                if any(block.type == "micro_block" for _, block in s.blocks()))
+    pair = [_with_groups(spec, groups) for groups in ((2, 2), (4, 4))]
+    assert all(space.contains(s) for s in pair)
+
+    def banks(supernet, s):
+        return {id(binding[2]) for binding in supernet.subnet(s).bindings}
+
+    shared, apart = Supernet(space, 4), Supernet(space, 4, ["micro_block.pw1_groups"])
+    assert banks(shared, pair[0]) == banks(shared, pair[1])
+    assert banks(apart, pair[0]) != banks(apart, pair[1]) and len(apart.banks) > len(shared.banks)
+    apart.subnet(pair[1])(paddle.randn([2, 3, 32, 32]))  # every value has banks that fit it
+
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    trained = run("supernet", "train", "--space", "tiny.yaml", "--epochs", "1", "--train-subset", "32",
+                  "--val-subset", "16", "--output", "sn", "--separate", "micro_block.pw1_groups", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    loaded, state = load_supernet(tmp_path / "sn")
+    assert loaded.separate == {"micro_block.pw1_groups"} and "separate micro_block.pw1_groups" in state["supernet"]
+    assert set(loaded.state_dict()) == set(state["model"])
+    wrong = run("supernet", "train", "--space", "tiny.yaml", "--separate", "micro_block.act", cwd=tmp_path)
+    assert wrong.returncode == 2 and "micro_block.pw1_groups" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
 def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
     _tiny_supernet(tmp_path)
     spec = get_space(tmp_path / "tiny.yaml").smallest(10).spec
@@ -229,7 +268,6 @@ def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
     assert extracted.returncode == 0, extracted.stderr
     assert "inherited top-1" in extracted.stdout
 
-    from lwnas.supernet.extract import load_supernet
     from lwnas.train.checkpoint import load_trained
 
     supernet, _ = load_supernet(tmp_path / "sn")

@@ -192,8 +192,8 @@ def _owner(layer: nn.Layer, dotted: str):
 def _bank_shapes(space: SearchSpace, num_classes: int, separate: frozenset[str]):
     """(position, n_in, widest input, bank key, {weight name: shape}, {weight name: initialisation}) for every bank
     of the space, in a fixed order. A weight is initialised as in the largest standalone layer it stands in for (the
-    smallest scale among the maximal candidates: the largest fans). n_in bounds the channel identities a position's input can carry: the image's
-    channels, then the most any block that can precede it gives."""
+    smallest scale among the maximal candidates: the largest fans). n_in bounds the channel identities a
+    position's input can carry: the image's channels, then the most any block that can precede it gives."""
     depths = {slot.name: slot.depths for slot in list(space.stem) + list(space.stages)}
     n_after = n_out = space.in_channels  # at the previous slot's end (over its allowed depths); at the last position
     for position, strides, choices, widths, head in _positions(space):

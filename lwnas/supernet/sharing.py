@@ -62,11 +62,14 @@ def rule(block_type: str, param: str, separate: frozenset[str] = frozenset()) ->
 
 def check_separate(names) -> frozenset[str]:
     """`names` ("block_type.param") as a set, each checked to be a parameter that shares weights by default."""
-    shared = sorted(f"{t}.{p}" for t, params in SHARING.items() for p, how in params.items() if how in ("max", "min"))
     for name in names:
+        block_type = name.partition(".")[0]
+        shared = [f"{block_type}.{p}" for p, how in SHARING.get(block_type, {}).items() if how in ("max", "min")]
         if name not in shared:
-            raise LwnasError(f"cannot keep {name!r} separate: not a shared block parameter; shared ones are "
-                             f"{', '.join(shared)}")
+            known = f"{block_type}'s are {', '.join(shared)}" if shared else \
+                f"block types are {', '.join(sorted(SHARING))}"
+            raise LwnasError(f"cannot keep {name!r} separate: it is not a shared block parameter (TYPE.PARAM); "
+                             f"{known}")
     return frozenset(names)
 
 

@@ -4,8 +4,8 @@ EMA, AMP, logs and progress as `lwnas train`.
 
 Every batch trains the space's largest network on the labels, then its smallest and `random_subnets` uniformly
 drawn networks (under the budget, when one is given) on the largest one's predictions, and takes one optimizer
-step on the summed loss. Without the sandwich rule only the random networks train, on the labels (SPOS). The draws depend only on (seed, epoch, step), so a resumed run draws what the killed
-one would have.
+step on the summed loss. Without the sandwich rule only the random networks train, on the labels (SPOS). The
+draws depend only on (seed, epoch, step), so a resumed run draws what the killed one would have.
 """
 from __future__ import annotations
 
