@@ -9,6 +9,10 @@ point the file holds for it, so every session adds to the same list even after t
 
     python benchmarks/rank_reference.py [--data ../shared/data/fashion_mnist/fashion-mnist-python.tar.gz]
         [--output benchmarks/results/rank_reference_fashion.json] [--limit N] [--repeat-seed 1]
+    python benchmarks/rank_reference.py --space FILE.yaml --count 6 --output OTHER.json
+
+With --space, the list is COUNT random points of that space instead, one per log-spaced MAdds bin between its
+smallest and largest network (a reference for a supernet of another space: supernet_ranking.py).
 
 Paddle trains these small networks on one core: start the command once per core. Each process claims the next
 architecture that is neither in the file nor being trained by another live process, and appends to the same
@@ -55,7 +59,7 @@ def spread(space_name: str, low: float, high: float, n: int, classes: int, seed:
     edges = [low * (high / low) ** (i / n) for i in range(n + 1)]
     chosen = []
     for i in range(n):
-        name = f"{space_name}_random_{i:02d}"
+        name = f"{space.name}_random_{i:02d}"
         if name in trained:
             chosen.append(trained[name])
             continue
@@ -102,10 +106,15 @@ def main():
     parser.add_argument("--limit", type=int, help="train at most this many new architectures, then stop")
     parser.add_argument("--seed", type=int, default=0, help="picks the random architectures")
     parser.add_argument("--repeat-seed", type=int, help="train the REPEATED architectures again with this seed")
+    parser.add_argument("--space", help="a space file: train --count random points of it instead of the fixed list")
+    parser.add_argument("--count", type=int, default=6, help="with --space: how many (default 6)")
     args = parser.parse_args()
+    if args.space and (args.repeat_seed is not None or args.output == str(OUTPUT)):
+        parser.error("--space needs its own --output and takes no --repeat-seed")
     output = Path(args.output)
     settings = {"data": Path(args.data).name, "train": REFERENCE.to_dict(), "val": "official test split (all)",
-                "architecture_seed": args.seed, "madds_at": "each space's resolution (224 px)"}
+                "architecture_seed": args.seed, "madds_at": "each space's resolution (224 px)",
+                **({"space": Path(args.space).name, "count": args.count} if args.space else {})}
     with locked(output) as document:
         if document is not None and not same_settings(document["settings"], settings):
             raise SystemExit(f"{output} was made with other settings; use another --output")
@@ -115,7 +124,13 @@ def main():
     # the reference's images: 12,000 of the official training images drawn by seed 0, scored on the test split
     train_set = data.load(args.data, "train", REFERENCE.resolution).subset(REFERENCE.train_subset, 0)
     val_set = data.load(args.data, "test", REFERENCE.resolution)
-    listed = architectures(len(train_set.classes), args.seed, trained)
+    classes = len(train_set.classes)
+    if args.space:
+        space = get_space(args.space)
+        low, high = (lwnas.count(s(classes).spec).macs for s in (space.smallest, space.largest))
+        listed = spread(args.space, low, high + 1, args.count, classes, args.seed, set(), trained)
+    else:
+        listed = architectures(classes, args.seed, trained)
     seed, key, tag = REFERENCE.seed, "architectures", ""
     done = {a["arch_hash"] for a in entries}
     if args.repeat_seed is not None:
@@ -151,7 +166,8 @@ def main():
                                                  f"{r.top1:.2f}%", flush=True))
         wall = earlier + time.perf_counter() - start
         entry = {
-            "name": spec.name, "space": "micro" if spec.name.startswith(("micro", "micronet")) else "mobile",
+            "name": spec.name, "space": space.name if args.space else
+            "micro" if spec.name.startswith(("micro", "micronet")) else "mobile",
             "arch_hash": spec.arch_hash, "madds": cost.macs, "params": cost.params, "spec": spec.to_yaml(),
             "top1": history[-1].top1, "best_top1": max(h.top1 for h in history),
             "wall_seconds": round(wall, 1), "history": [h.__dict__ for h in history]}

@@ -43,6 +43,9 @@ OUTPUT = RESULTS / "supernet_ranking_fashion.json"
 SUPERNET = TrainConfig(batch_size=64, lr=0.1, warmup_epochs=0.5, resolution=32, train_subset=12_000, seed=0,
                        bn_recalibration=16)
 FIXED_WIDTHS = Path(__file__).with_name("supernet_fixed_widths_space.yaml")
+# its own reference: `python benchmarks/rank_reference.py --space benchmarks/supernet_fixed_widths_space.yaml
+# --count 6 --output benchmarks/results/rank_reference_fixed_widths_fashion.json`
+FIXED_WIDTHS_REFERENCE = RESULTS / "rank_reference_fixed_widths_fashion.json"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Variant:
     sandwich: Sandwich
     separate: tuple[str, ...] = ()  # shared parameters given banks per value (SPOS's separate weights)
     space: str = "micro"
+    reference: Path = REFERENCE  # architectures of the space trained alone (rank_reference.py)
 
 
 SANDWICH = Sandwich(random_subnets=2, distill=True)  # largest + smallest + 2 random, distilled
@@ -58,9 +62,8 @@ VARIANTS = {"sandwich": Variant(SANDWICH),
             "uniform": Variant(Sandwich(random_subnets=2, distill=False, sandwich=False)),  # SPOS: 2 random
             # point 4 of the issue: the probe's worst shared choices kept apart (expansions, stem groups) ...
             "separate-expand": Variant(SANDWICH, ("micro_block.expand", "micro_stem.groups")),
-            # ... or widths and group counts fixed per stage (no reference architecture lies in that space:
-            # the probe's random draws say whether its subnets learn)
-            "fixed-widths": Variant(SANDWICH, space=str(FIXED_WIDTHS))}
+            # ... or widths and group counts fixed per stage (ranked against references of that space)
+            "fixed-widths": Variant(SANDWICH, space=str(FIXED_WIDTHS), reference=FIXED_WIDTHS_REFERENCE)}
 
 
 def run_folder(name: str, epochs: int):
@@ -80,8 +83,8 @@ def run_variant(name: str, epochs: int, data: str):
         print(f"{name}: trained in {time.perf_counter() - start:.0f} s this run", flush=True)
     supernet, state = load_supernet(folder)
     seconds = sum(h["seconds"] for h in state["history"])
-    reference = [a for a in _reference()["architectures"]
-                 if a["space"] == "micro" and supernet.space.contains(ArchSpec.from_yaml(a["spec"]))]
+    reference = [a for a in _reference(variant.reference)["architectures"]
+                 if supernet.space.contains(ArchSpec.from_yaml(a["spec"]))]
     train_set, val_set = load_data(data, config)
     _, _, train_loader, val_loader = loaders(train_set, val_set, config)
     with locked(OUTPUT) as document:
@@ -173,10 +176,10 @@ def _with_arg(spec: ArchSpec, index: int, arg: str, value) -> ArchSpec:
     return ArchSpec.from_dict(data)
 
 
-def _reference() -> dict:
+def _reference(path: Path = REFERENCE) -> dict:
     import json
 
-    return json.loads(REFERENCE.read_text())
+    return json.loads(path.read_text())
 
 
 def report():
@@ -185,8 +188,8 @@ def report():
     import numpy as np
 
     document = json.loads(OUTPUT.read_text())
-    archs = {a["arch_hash"]: a for a in _reference()["architectures"] if a["space"] == "micro"}
-    reference_seconds = np.mean([a["wall_seconds"] for a in archs.values()])
+    micro = {a["arch_hash"]: a for a in _reference()["architectures"] if a["space"] == "micro"}
+    reference_seconds = np.mean([a["wall_seconds"] for a in micro.values()])
     trained = _reference()["settings"]["train"]  # a proxy costs the reference's time per image seen
     proxy_seconds = (reference_seconds * PROXY.epochs * PROXY.train_subset
                      / (trained["epochs"] * trained["train_subset"]))
@@ -194,6 +197,11 @@ def report():
           "trainings) | cost (search proxies) | evaluations per minute |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, v in document["variants"].items():
+        variant, archs = VARIANTS.get(name.partition("@")[0]), micro
+        if variant is not None and variant.reference != REFERENCE:  # ranked against its own space's reference
+            if not variant.reference.exists():
+                continue
+            archs = {a["arch_hash"]: a for a in _reference(variant.reference)["architectures"]}
         hashes = [h for h in v["scores"] if h in archs]
         if len(hashes) < 4:
             continue
@@ -202,7 +210,7 @@ def report():
         print(f"| {name} | {v['epochs']} | {len(hashes)} | {f['kendall_tau']:.3f} | "
               f"{f['spearman_rho']:.3f} | {f['top3_overlap']:.2f} | {v['train_seconds'] / reference_seconds:.1f} | "
               f"{v['train_seconds'] / proxy_seconds:.0f} | {60 / per_eval:.1f} |")
-    print(f"(a reference training: {reference_seconds:.0f} s mean over the {len(archs)} micro architectures; "
+    print(f"(a reference training: {reference_seconds:.0f} s mean over the {len(micro)} micro architectures; "
           f"a search proxy, scaled by images seen: {proxy_seconds:.0f} s)")
 
 
