@@ -212,6 +212,32 @@ def report():
               f"{v['train_seconds'] / proxy_seconds:.0f} | {60 / per_eval:.1f} |")
     print(f"(a reference training: {reference_seconds:.0f} s mean over the {len(micro)} micro architectures; "
           f"a search proxy, scaled by images seen: {proxy_seconds:.0f} s)")
+    _report_against_repeats(document, micro)
+
+
+def _report_against_repeats(document: dict, micro: dict):
+    """Tau on the architectures the reference trained twice (rank_reference.py --repeat-seed), against each seed:
+    how much of a row's tau the reference's own seed decides."""
+    from scipy import stats
+
+    repeats = {}
+    for entry in _reference().get("repeats", []):
+        repeats.setdefault(entry["seed"], {})[entry["arch_hash"]] = entry["top1"]
+    if not repeats:
+        return
+    seeds = {0: {h: a["top1"] for h, a in micro.items()}, **repeats}
+    both = sorted(set.intersection(*(set(s) for s in seeds.values())))
+    print(f"\nOn the {len(both)} architectures trained with seeds {', '.join(map(str, seeds))} (seed against seed: "
+          + ", ".join(f"{stats.kendalltau([seeds[0][h] for h in both], [s[h] for h in both]).statistic:.3f}"
+                      for seed, s in seeds.items() if seed != 0) + "):")
+    print("| supernet training | " + " | ".join(f"tau against seed {seed}" for seed in seeds) + " |")
+    print("|---" * (len(seeds) + 1) + "|")
+    for name, v in document["variants"].items():
+        if "before" in name or not all(h in v["scores"] for h in both):
+            continue
+        scores = [v["scores"][h]["top1"] for h in both]
+        print(f"| {name} | " + " | ".join(f"{stats.kendalltau(scores, [s[h] for h in both]).statistic:.3f}"
+                                          for s in seeds.values()) + " |")
 
 
 def main():
