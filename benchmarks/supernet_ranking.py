@@ -57,6 +57,7 @@ class Variant:
 
 
 SANDWICH = Sandwich(random_subnets=2, distill=True)  # largest + smallest + 2 random, distilled
+FEW_SHOT_LR = 0.05  # each split continues from the one-shot supernet's weights
 VARIANTS = {"sandwich": Variant(SANDWICH),
             "labels": Variant(Sandwich(random_subnets=2, distill=False)),  # the same four subnets, on the labels
             "uniform": Variant(Sandwich(random_subnets=2, distill=False, sandwich=False)),  # SPOS: 2 random
@@ -68,6 +69,61 @@ VARIANTS = {"sandwich": Variant(SANDWICH),
 
 def run_folder(name: str, epochs: int):
     return RUNS / f"{name}-{epochs}ep"
+
+
+def stem_splits(space):
+    """Few-shot NAS's split of `space` (Zhao et al. 2021): one sub-space per value of the stem's group counts, the
+    one choice every network of `micro` passes that the probe found interfering (-43 points a step)."""
+    import yaml
+
+    from lwnas.search.space_files import space_from_text
+
+    document = yaml.safe_load(space.text)
+    stem = document["stem"][0]["blocks"][0]
+    for groups in stem["groups"]:
+        split = {**document, "name": f"{space.name}_stem_{groups[0]}x{groups[1]}",
+                 "stem": [{**document["stem"][0], "blocks": [{**stem, "groups": [groups]}]}]}
+        yield tuple(groups), space_from_text(yaml.safe_dump(split, sort_keys=False), f"split {groups}")
+
+
+def run_few_shot(base: str, base_epochs: int, epochs: int, data: str):
+    """Each split of the one-shot supernet `base` trained `epochs` more on its sub-space, from base's weights
+    (the sandwich rule, lr FEW_SHOT_LR, no warm-up); every reference architecture scored by its own split."""
+    space = get_space("micro")
+    start_from = run_folder(base, base_epochs)
+    if not (start_from / checkpoint.LAST).exists():
+        raise SystemExit(f"train the one-shot supernet first: --variant {base} --epochs {base_epochs}")
+    config = TrainConfig.from_dict({**SUPERNET.to_dict(), "epochs": epochs, "lr": FEW_SHOT_LR, "warmup_epochs": 0})
+    key, splits, seconds = f"few-shot@{base_epochs}+{epochs}", {}, 0.0
+    for groups, sub in stem_splits(space):
+        folder = RUNS / f"few-shot-{base}-{base_epochs}+{epochs}ep" / f"stem_{groups[0]}x{groups[1]}"
+        state = checkpoint.load_latest(folder) if folder.exists() else None
+        if state is None or state["epoch"] < epochs:
+            train_supernet(space, data, folder, config, SANDWICH, resume=state is not None, within=sub,
+                           init=start_from)
+        splits[groups] = folder
+        seconds += sum(h["seconds"] for h in load_supernet(folder)[1]["history"])
+    seconds += sum(h["seconds"] for h in load_supernet(start_from)[1]["history"])
+    train_set, val_set = load_data(data, config)
+    _, _, train_loader, val_loader = loaders(train_set, val_set, config)
+    scores = {}
+    for arch in _reference()["architectures"]:
+        if arch["space"] != "micro":
+            continue
+        spec = ArchSpec.from_yaml(arch["spec"]).replace(num_classes=len(train_set.classes))
+        groups = tuple(spec.stem[0].kwargs["groups"])
+        supernet, _ = load_supernet(splits[groups])
+        begin = time.perf_counter()
+        _, top1, _ = evaluate_subnet(supernet, spec, train_loader, val_loader, config.bn_recalibration)
+        scores[arch["arch_hash"]] = {"name": arch["name"], "top1": top1, "seconds": time.perf_counter() - begin,
+                                     "split": f"stem {groups[0]}x{groups[1]}"}
+        print(f"{key}: {arch['name']} (stem {groups}) inherited top-1 {top1:.2f}% (reference {arch['top1']:.2f}%)",
+              flush=True)
+    with locked(OUTPUT) as document:
+        document["variants"][key] = {"epochs": base_epochs + epochs, "train_seconds": round(seconds),
+                                     "sandwich": str(SANDWICH), "split": "stem groups", "base": base,
+                                     "split_lr": FEW_SHOT_LR, "scores": scores}
+        write(OUTPUT, document)
 
 
 def run_variant(name: str, epochs: int, data: str):
@@ -247,12 +303,19 @@ def main():
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--report", action="store_true", help="print the README table and stop")
     parser.add_argument("--probe", action="store_true", help="where sharing fails, on the trained variant")
+    parser.add_argument("--few-shot", type=int, metavar="EPOCHS",
+                        help="split the trained VARIANT@EPOCHS supernet by the stem's group counts and train each "
+                             "split this many epochs more (few-shot NAS)")
     args = parser.parse_args()
     if args.report:
         report()
         return
     if args.probe:
         probe(args.variant, args.epochs, args.data)
+        return
+    if args.few_shot:
+        run_few_shot(args.variant, args.epochs, args.few_shot, args.data)
+        report()
         return
     run_variant(args.variant, args.epochs, args.data)
     report()

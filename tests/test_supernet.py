@@ -259,6 +259,30 @@ def test_a_separate_parameter_gives_each_value_its_own_banks_and_survives_the_ch
     assert wrong.returncode == 2 and "micro_block.pw1_groups" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
+def test_a_split_starts_from_the_one_shot_weights_and_draws_only_its_sub_space(tmp_path):
+    """Few-shot NAS's split: a supernet restricted to a sub-space, initialised from a trained one."""
+    from lwnas.search.space_files import space_from_text
+    from lwnas.supernet.train import train_supernet
+    from lwnas.train.settings import TrainConfig
+
+    _tiny_supernet(tmp_path)
+    space = get_space(tmp_path / "tiny.yaml")
+    sub = space_from_text(TINY_SPACE.replace("name: tiny", "name: tiny_8").replace("out: [8, 16]", "out: [8]"), "sub")
+    config = TrainConfig(epochs=1, lr=1e-9, warmup_epochs=0, train_subset=32, val_subset=16, batch_size=16,
+                         resolution=32)
+    train_supernet(space, "synthetic", tmp_path / "split", config, Sandwich(random_subnets=1), within=sub,
+                   init=tmp_path / "sn")
+    (base, _), (split, state) = load_supernet(tmp_path / "sn"), load_supernet(tmp_path / "split")
+    assert split.space.name == "tiny_8" and split.largest == sub.largest(10).spec
+    assert "within tiny_8" in state["supernet"]
+    assert all(s.blocks().__next__()[1].kwargs["out"] == 8 for s in (split.largest, split.smallest))
+    for (name, trained), (_, started) in zip(split.state_dict().items(), base.state_dict().items()):
+        assert np.allclose(trained.numpy(), started.numpy(), atol=1e-6), name  # lr ~0: still the one-shot weights
+    other = space_from_text(TINY_SPACE.replace("out: [8, 16]", "out: [12]"), "not a sub-space")
+    with pytest.raises(SupernetError, match="not a sub-space"):
+        Supernet(space, 10).restrict(other)
+
+
 def test_extract_writes_a_run_that_eval_and_train_init_take(tmp_path):
     _tiny_supernet(tmp_path)
     spec = get_space(tmp_path / "tiny.yaml").smallest(10).spec

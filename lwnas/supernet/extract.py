@@ -26,6 +26,8 @@ def load_supernet(path: Path) -> tuple[Supernet, dict]:
     space = space_from_text(state["space"], f"{path} (its search space)")
     supernet = Supernet(space, len(state["classes"]), state.get("separate", ()))
     supernet.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    if "within" in state:
+        supernet.restrict(space_from_text(state["within"], f"{path} (the sub-space it was trained on)"))
     supernet.eval()
     return supernet, state
 

@@ -127,6 +127,17 @@ class Supernet(nn.Layer):
             self._subnets.popitem(last=False)
         return subnet
 
+    def restrict(self, within: SearchSpace):
+        """Draw, build and score only networks of `within`, a sub-space of this supernet's space on the same banks:
+        few-shot NAS (Zhao et al. 2021) trains one copy of a supernet per value of a split choice this way."""
+        largest, smallest = within.largest(self.num_classes).spec, within.smallest(self.num_classes).spec
+        for spec in (largest, smallest):
+            if not self.space.contains(spec):
+                raise SupernetError(f"space {within.name} is not a sub-space of {self.space.name}: its network "
+                                    f"{spec.name} is not a network of {self.space.name}")
+        self.space, self.largest, self.smallest = within, largest, smallest
+        self._subnets.clear()
+
     def activate(self, spec: ArchSpec) -> Subnet:
         """Make `spec` the subnet that `forward` runs."""
         object.__setattr__(self, "_active", self.subnet(spec))

@@ -36,13 +36,17 @@ class Sandwich:
             raise LwnasError("in-place distillation needs the sandwich rule: its teacher is the largest subnet")
 
 
-def identity(space: SearchSpace, sandwich: Sandwich, separate=()) -> str:
-    """What a supernet checkpoint must match to be resumed or used: the space's content, the sandwich rule and
-    the parameters kept separate."""
-    digest = hashlib.sha256(space.text.encode()).hexdigest()[:12]
+def identity(space: SearchSpace, sandwich: Sandwich, separate=(), within: SearchSpace | None = None) -> str:
+    """What a supernet checkpoint must match to be resumed or used: the space's content, the sandwich rule, the
+    parameters kept separate and the sub-space it is restricted to."""
     rule = ", ".join(f"{k} {v}" for k, v in asdict(sandwich).items())
     kept = f", separate {' '.join(sorted(separate))}" if separate else ""
-    return f"space {space.name} ({digest}), {rule}{kept}"
+    restricted = f", within {within.name} ({_digest(within)})" if within is not None else ""
+    return f"space {space.name} ({_digest(space)}), {rule}{kept}{restricted}"
+
+
+def _digest(space: SearchSpace) -> str:
+    return hashlib.sha256(space.text.encode()).hexdigest()[:12]
 
 
 def sandwich_loss(supernet: Supernet, sandwich: Sandwich, seed: int, label_smoothing: float):
@@ -81,10 +85,12 @@ def evaluate_subnet(supernet: Supernet, spec, train_loader, val_loader, batches:
 
 def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainConfig, sandwich: Sandwich,
                    resume: bool = False, skip_bad: bool = False, stream=sys.stdout, epochs: int | None = None,
-                   from_disk: bool | None = None, separate=()):
+                   from_disk: bool | None = None, separate=(), within: SearchSpace | None = None,
+                   init: Path | None = None):
     """Train the supernet of `space` (with `separate` parameters' values in banks of their own: `Supernet`) into
     the run folder `output` (or resume it); each epoch reports the largest subnet's top-1 (the run's top-1) and
-    the smallest's."""
+    the smallest's. `within` restricts it to a sub-space (`Supernet.restrict`); `init`, a supernet run of the same
+    space, gives its starting weights (few-shot NAS starts each split from the trained one-shot supernet)."""
     from ..train.runs import train_folder
 
     smallest: dict[str, float] = {}
@@ -101,13 +107,33 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
                 "evaluate_fn": evaluate_fn, "epoch_note": lambda: f" (smallest {smallest['top1']:.2f}%)"}
 
     separate = sorted(check_separate(separate))
-    key = identity(space, sandwich, separate)
-    return train_folder(output, data, config, identity={"supernet": key, "space": space.text,
-                                                        "sandwich": asdict(sandwich), "separate": separate},
-                        key="supernet", files={"space.yaml": space.text},
-                        make_model=lambda classes: Supernet(space, len(classes), separate), hooks=hooks,
-                        resume=resume,
+    key = identity(space, sandwich, separate, within)
+
+    def make_model(classes):
+        supernet = Supernet(space, len(classes), separate)
+        if init is not None:
+            _load_weights(supernet, init, space, separate)
+        if within is not None:
+            supernet.restrict(within)
+        return supernet
+
+    files = {"space.yaml": space.text, **({"within.yaml": within.text} if within is not None else {})}
+    return train_folder(output, data, config,
+                        identity={"supernet": key, "space": space.text, "sandwich": asdict(sandwich),
+                                  "separate": separate, **({"within": within.text} if within is not None else {})},
+                        key="supernet", files=files, make_model=make_model, hooks=hooks, resume=resume,
                         skip_bad=skip_bad, stream=stream, epochs=epochs, from_disk=from_disk)
+
+
+def _load_weights(supernet: Supernet, path: Path, space: SearchSpace, separate: list[str]):
+    """The weights (EMA ones if any) of the supernet checkpoint or run folder `path`, which must hold `space`."""
+    from ..train import checkpoint
+
+    state = checkpoint.load(path / checkpoint.LAST if path.is_dir() else path)
+    if "supernet" not in state or state["space"] != space.text or sorted(state.get("separate", [])) != separate:
+        raise LwnasError(f"{path} is not a supernet of space {space.name} with the same separate parameters; "
+                         f"initialise from one that is")
+    supernet.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
 
 
 def _check_budget(supernet: Supernet, sandwich: Sandwich):
