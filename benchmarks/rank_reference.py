@@ -174,6 +174,8 @@ def main():
         if args.repeat_seed is not None:
             entry = {"seed": seed, **{k: v for k, v in entry.items() if k not in ("spec", "madds", "params")}}
         document = append(output, key, entry, {"settings": settings})
+        # every process's finished ones: a claim is dropped once its job is done, so a stale set would claim again
+        done = {a["arch_hash"] + tag for a in document[key] if args.repeat_seed is None or a["seed"] == seed}
         shutil.rmtree(folder)
         print(f"{spec.name} {spec.arch_hash} {cost.macs / 1e6:.2f}M: top-1 {history[-1].top1:.2f}% "
               f"({wall:.0f} s); {len(document[key])} {key} in the file", flush=True)
