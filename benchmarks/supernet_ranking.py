@@ -8,8 +8,14 @@ runs/supernet_ranking/VARIANT-EPOCHSep (resumable: run the same command again); 
 benchmarks/results/supernet_ranking_fashion.json under VARIANT@EPOCHS as they finish, so that tau against
 epochs of supernet training is read across runs.
 
-    python benchmarks/supernet_ranking.py [--variant sandwich|labels|uniform] [--epochs 6] [--report]
+    python benchmarks/supernet_ranking.py [--variant sandwich|labels|uniform|separate-expand|fixed-widths]
+        [--epochs 6] [--report]
     python benchmarks/supernet_ranking.py --probe [--variant sandwich] [--epochs 6]
+    python benchmarks/supernet_ranking.py --variant sandwich --epochs 3 --few-shot 1
+
+`--few-shot E` splits the trained VARIANT@EPOCHS supernet by the stem's group counts (one copy per value, each
+trained E epochs more on its sub-space from the one-shot weights) and scores every reference architecture by the
+split that holds it. `fixed-widths` is ranked against the reference of its own space (rank_reference.py --space).
 
 `--probe` asks where sharing fails: it scores the largest and smallest subnets, every network one shared block
 argument away from them (the next value of its domain), and random draws of the training distribution, each
