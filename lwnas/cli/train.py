@@ -87,7 +87,7 @@ def cmd_supernet(args):
         _, history = train_supernet(space, args.data, output, config, sandwich, resume=args.resume,
                                     skip_bad=args.skip_bad_images, from_disk=args.from_disk,
                                     epochs=args.epochs if args.resume else None,
-                                    separate=args.separate.split(",") if args.separate else ())
+                                    separate=[n.strip() for n in args.separate.split(",")] if args.separate else ())
         print(f"done: largest subnet top-1 {history[-1].top1:.2f}%; checkpoints and logs in {output}")
         return
     from ..search.results import resolve_arch
