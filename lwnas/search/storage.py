@@ -58,8 +58,7 @@ def open_storage(url: str, grace: int = 60, attempts: int = 8):
                     url, engine_kwargs=kwargs, heartbeat_interval=max(1, grace // 4), grace_period=grace,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
             if url.startswith("sqlite"):  # WAL (persistent in the file): readers do not block the writing worker
-                sqlalchemy.event.listen(storage.engine, "connect",
-                                        lambda connection, _: connection.execute("PRAGMA journal_mode=WAL"))
+                sqlalchemy.event.listen(storage.engine, "connect", _write_ahead_log)
                 storage.engine.dispose()
             return storage
         except sqlalchemy.exc.SQLAlchemyError as err:
@@ -69,6 +68,24 @@ def open_storage(url: str, grace: int = 60, attempts: int = 8):
             raise LwnasError(f"cannot open storage {redact(url)}: {_first_line(err)}") from None
         except (ValueError, ImportError) as err:
             raise LwnasError(f"cannot open storage {redact(url)}: {_first_line(err)}") from None
+
+
+def _write_ahead_log(connection, _record, wait: float = 60.0):
+    """Switch a SQLite file to WAL unless it is already. The switch needs the file to itself, and SQLite answers
+    "database is locked" at once, without waiting, when another worker holds it (creating the tables, or
+    switching too); retried until `wait` seconds have passed, as the connection's own timeout would."""
+    import sqlite3
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _first_line(err) -> str:
