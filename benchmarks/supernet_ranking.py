@@ -36,7 +36,7 @@ from common import (FASHION as DATA, PROXY, REFERENCE_FILE as REFERENCE, RESULTS
 
 from lwnas.model.spec import ArchSpec  # noqa: E402
 from lwnas.search.space_files import get_space  # noqa: E402
-from lwnas.supernet.extract import load_supernet  # noqa: E402
+from lwnas.supernet.extract import load_supernet, supernet_state  # noqa: E402
 from lwnas.supernet.train import Sandwich, evaluate_subnet, train_supernet  # noqa: E402
 from lwnas.train import checkpoint  # noqa: E402
 from lwnas.train.loop import loaders  # noqa: E402
@@ -100,7 +100,7 @@ def run_few_shot(base: str, base_epochs: int, epochs: int, data: str):
     if not (start_from / checkpoint.LAST).exists():
         raise SystemExit(f"train the one-shot supernet first: --variant {base} --epochs {base_epochs}")
     config = TrainConfig.from_dict({**SUPERNET.to_dict(), "epochs": epochs, "lr": FEW_SHOT_LR, "warmup_epochs": 0})
-    key, splits, seconds = f"few-shot@{base_epochs}+{epochs}", {}, 0.0
+    key, splits = f"few-shot@{base_epochs}+{epochs}", {}
     for groups, sub in stem_splits(space):
         folder = RUNS / f"few-shot-{base}-{base_epochs}+{epochs}ep" / f"stem_{groups[0]}x{groups[1]}"
         state = checkpoint.load_latest(folder) if folder.exists() else None
@@ -108,17 +108,18 @@ def run_few_shot(base: str, base_epochs: int, epochs: int, data: str):
             train_supernet(space, data, folder, config, SANDWICH, resume=state is not None, within=sub,
                            init=start_from)
         splits[groups] = folder
-        seconds += sum(h["seconds"] for h in load_supernet(folder)[1]["history"])
-    seconds += sum(h["seconds"] for h in load_supernet(start_from)[1]["history"])
+    seconds = sum(h["seconds"] for folder in [start_from, *splits.values()]
+                  for h in supernet_state(folder)["history"])
     train_set, val_set = load_data(data, config)
     _, _, train_loader, val_loader = loaders(train_set, val_set, config)
-    scores = {}
-    for arch in _reference()["architectures"]:
-        if arch["space"] != "micro":
-            continue
-        spec = ArchSpec.from_yaml(arch["spec"]).replace(num_classes=len(train_set.classes))
+    scores, loaded = {}, {}  # loaded: the split in memory (one at a time: 79M weights each)
+    specs = [(arch, ArchSpec.from_yaml(arch["spec"]).replace(num_classes=len(train_set.classes)))
+             for arch in _reference()["architectures"] if arch["space"] == "micro"]
+    for arch, spec in sorted(specs, key=lambda item: item[1].stem[0].kwargs["groups"]):
         groups = tuple(spec.stem[0].kwargs["groups"])
-        supernet, _ = load_supernet(splits[groups])
+        if groups not in loaded:
+            loaded = {groups: load_supernet(splits[groups])[0]}
+        supernet = loaded[groups]
         begin = time.perf_counter()
         _, top1, _ = evaluate_subnet(supernet, spec, train_loader, val_loader, config.bn_recalibration)
         scores[arch["arch_hash"]] = {"name": arch["name"], "top1": top1, "seconds": time.perf_counter() - begin,

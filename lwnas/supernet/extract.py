@@ -14,18 +14,24 @@ from ..train.settings import TrainConfig
 from .network import Supernet
 
 
-def load_supernet(path: Path) -> tuple[Supernet, dict]:
-    """(supernet with the checkpoint's weights, the EMA ones when there are any; checkpoint state) from a
-    checkpoint file or a supernet run folder (its last checkpoint: a supernet's best is its last epoch's largest
-    subnet, not a better supernet)."""
+def supernet_state(path: Path) -> dict:
+    """The checkpoint state of a supernet checkpoint file or run folder (its last checkpoint: a supernet's best is
+    its last epoch's largest subnet, not a better supernet)."""
     if path.is_dir():
         path = path / checkpoint.LAST
     state = checkpoint.load(path)
     if "supernet" not in state:
         raise LwnasError(f"{path} is a network's checkpoint, not a supernet's (train one with lwnas supernet train)")
+    return state
+
+
+def load_supernet(path: Path) -> tuple[Supernet, dict]:
+    """(supernet with the checkpoint's trained weights, EMA ones if any; checkpoint state) from
+    `supernet_state(path)`."""
+    state = supernet_state(path)
     space = space_from_text(state["space"], f"{path} (its search space)")
     supernet = Supernet(space, len(state["classes"]), state.get("separate", ()))
-    supernet.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    supernet.set_state_dict(checkpoint.trained_weights(state))
     if "within" in state:
         supernet.restrict(space_from_text(state["within"], f"{path} (the sub-space it was trained on)"))
     supernet.eval()

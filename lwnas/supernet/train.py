@@ -126,14 +126,15 @@ def train_supernet(space: SearchSpace, data: str, output: Path, config: TrainCon
 
 
 def _load_weights(supernet: Supernet, path: Path, space: SearchSpace, separate: list[str]):
-    """The weights (EMA ones if any) of the supernet checkpoint or run folder `path`, which must hold `space`."""
-    from ..train import checkpoint
+    """The trained weights of the supernet checkpoint or run folder `path`, which must hold `space`."""
+    from ..train.checkpoint import trained_weights
+    from .extract import supernet_state
 
-    state = checkpoint.load(path / checkpoint.LAST if path.is_dir() else path)
-    if "supernet" not in state or state["space"] != space.text or sorted(state.get("separate", [])) != separate:
+    state = supernet_state(path)
+    if state["space"] != space.text or sorted(state.get("separate", [])) != separate:
         raise LwnasError(f"{path} is not a supernet of space {space.name} with the same separate parameters; "
                          f"initialise from one that is")
-    supernet.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    supernet.set_state_dict(trained_weights(state))
 
 
 def _check_budget(supernet: Supernet, sandwich: Sandwich):

@@ -72,6 +72,11 @@ def load_latest(folder: Path, warn=print) -> dict | None:
     raise LwnasError(f"no readable checkpoint in {folder}: {'; '.join(problems)}")
 
 
+def trained_weights(state: dict) -> dict:
+    """The weights a checkpoint's model is used with: the EMA ones when there are any."""
+    return state["ema"] if state.get("ema") is not None else state["model"]
+
+
 def load_trained(path: Path):
     """(model in eval mode with the EMA weights when there are any, checkpoint state) from a checkpoint file
     or a run folder (its best checkpoint, else its last)."""
@@ -86,6 +91,6 @@ def load_trained(path: Path):
                          f"{path} --arch NAME|SPEC.yaml|STUDY:TRIAL --data DATA --output DIR")
     spec = ArchSpec.from_yaml(state["spec"], str(path))
     model = build(spec, len(state["classes"]))
-    model.set_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    model.set_state_dict(trained_weights(state))
     model.eval()
     return model, state, spec
