@@ -251,9 +251,10 @@ def report():
     import numpy as np
 
     document = json.loads(OUTPUT.read_text())
-    micro = {a["arch_hash"]: a for a in _reference()["architectures"] if a["space"] == "micro"}
+    reference = _reference()
+    micro = {a["arch_hash"]: a for a in reference["architectures"] if a["space"] == "micro"}
     reference_seconds = np.mean([a["wall_seconds"] for a in micro.values()])
-    trained = _reference()["settings"]["train"]  # a proxy costs the reference's time per image seen
+    trained = reference["settings"]["train"]  # a proxy costs the reference's time per image seen
     proxy_seconds = (reference_seconds * PROXY.epochs * PROXY.train_subset
                      / (trained["epochs"] * trained["train_subset"]))
     print("| supernet training | epochs | archs | Kendall tau | Spearman rho | top-3 overlap | cost (reference "
@@ -275,16 +276,16 @@ def report():
               f"{v['train_seconds'] / proxy_seconds:.0f} | {60 / per_eval:.1f} |")
     print(f"(a reference training: {reference_seconds:.0f} s mean over the {len(micro)} micro architectures; "
           f"a search proxy, scaled by images seen: {proxy_seconds:.0f} s)")
-    _report_against_repeats(document, micro)
+    _report_against_repeats(document, micro, reference.get("repeats", []))
 
 
-def _report_against_repeats(document: dict, micro: dict):
+def _report_against_repeats(document: dict, micro: dict, repeated: list):
     """Tau on the architectures the reference trained twice (rank_reference.py --repeat-seed), against each seed:
     how much of a row's tau the reference's own seed decides."""
     from scipy import stats
 
     repeats = {}
-    for entry in _reference().get("repeats", []):
+    for entry in repeated:
         repeats.setdefault(entry["seed"], {})[entry["arch_hash"]] = entry["top1"]
     if not repeats:
         return
